@@ -1,0 +1,209 @@
+/*
+ * upager: a user-space paging runtime built on userfaultfd.
+ *
+ * This is the only header an application includes. Objects are opaque;
+ * functions that can fail return 0 (or a count) on success and a negative
+ * errno on failure, and never set errno.
+ *
+ * API v0: a runtime owns one userfaultfd and its fault threads; regions are
+ * anonymous mappings whose first-touch faults the runtime services itself.
+ */
+#ifndef UPAGER_UPAGER_H
+#define UPAGER_UPAGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UPG_API __attribute__((visibility("default")))
+
+#define UPG_VERSION_MAJOR	0
+#define UPG_VERSION_MINOR	1
+
+/*
+ * Optional kernel features. The runtime decides at start-up which it can
+ * use (from UFFDIO_API's answer); clearing a bit in upg_options.features
+ * forces the fallback path even where the kernel has the feature.
+ */
+enum upg_feature {
+	UPG_FEAT_DEVNODE	= 1u << 0,	/* /dev/userfaultfd; else the syscall */
+	UPG_FEAT_ZEROPAGE	= 1u << 1,	/* UFFDIO_ZEROPAGE; else COPY of zeros */
+	UPG_FEAT_EVENT_REMOVE	= 1u << 2,	/* MADV_DONTNEED is reported */
+	UPG_FEAT_THREAD_ID	= 1u << 3,	/* faults name the faulting thread */
+	UPG_FEAT_SIGBUS		= 1u << 4,	/* needed by fault_mode=sigbus */
+	UPG_FEAT_MOVE		= 1u << 5,	/* UFFDIO_MOVE (6.8+) */
+	UPG_FEAT_WP_ASYNC	= 1u << 6,	/* async write-protect (6.7+) */
+	UPG_FEAT_POISON		= 1u << 7,	/* UFFDIO_POISON (6.6+) */
+	UPG_FEAT_PAGEMAP_SCAN	= 1u << 8,	/* PAGEMAP_SCAN ioctl (6.7+) */
+};
+#define UPG_FEAT_ALL	((1u << 9) - 1)
+
+/* Name of one UPG_FEAT_* bit ("zeropage"), or NULL for an unknown bit. */
+UPG_API const char *upg_feature_name(unsigned int feature);
+
+enum upg_fault_mode {
+	/*
+	 * Reader threads poll the userfaultfd and resolve faults. Works for
+	 * every access, including kernel-mode ones (read(2) into a region).
+	 */
+	UPG_FAULT_POLL = 0,
+	/*
+	 * The faulting thread resolves its own fault in a SIGBUS handler:
+	 * no cross-thread wake-up, so faster, but a kernel-mode access to a
+	 * missing page fails with EFAULT instead of faulting. Opt-in only,
+	 * for programs that never hand untouched managed memory to a system
+	 * call. The process's SIGBUS handler is taken while such a runtime
+	 * exists; SIGBUS for other addresses goes to the previous handler.
+	 */
+	UPG_FAULT_SIGBUS = 1,
+};
+
+/*
+ * Every knob of the runtime. upg_options_init() sets the defaults and then
+ * applies UPAGER_<NAME> environment variables; the caller may edit fields
+ * afterwards (code beats the environment). upg_runtime_create() copies it.
+ */
+struct upg_options {
+	size_t block_size;	/* bytes filled per fault: 4 KiB..2 MiB, power of 2 */
+	unsigned int fault_threads;	/* uffd readers; 0 = one per online CPU */
+	bool pin_threads;	/* pin reader i to CPU i (measured faster here) */
+	enum upg_fault_mode fault_mode;
+	unsigned int features;	/* UPG_FEAT_* allowed; clear bits to force fallbacks */
+	bool verbose;		/* log every option and the features in use */
+};
+
+/*
+ * Defaults, then UPAGER_* variables. Returns 0, or -EINVAL when a variable
+ * holds a bad value: that variable is named in a warning and its field
+ * keeps the default; the other variables still apply.
+ */
+UPG_API int upg_options_init(struct upg_options *opts);
+
+/*
+ * Set one option by its UPAGER_ name without the prefix ("BLOCK_SIZE",
+ * case-insensitive) from a string, as the environment would. Returns 0,
+ * -ENOENT for an unknown name, -EINVAL for a bad value (opts unchanged).
+ */
+UPG_API int upg_options_set(struct upg_options *opts, const char *name,
+			    const char *value);
+
+struct upg_runtime;
+struct upg_region;
+
+/*
+ * Create a runtime: open a userfaultfd, agree the API and start the fault
+ * threads. @opts may be NULL: defaults plus UPAGER_* variables. Returns 0
+ * and sets *@out, or a negative errno:
+ *   -ENOSYS      the kernel has no userfaultfd
+ *   -EPERM       userfaultfd is not allowed for this process (the log says
+ *                how to allow it)
+ *   -EINVAL      a bad option
+ *   -EOPNOTSUPP  a required kernel feature is missing (the log names it)
+ *   -EBUSY       fault_mode=sigbus while another sigbus runtime exists
+ */
+UPG_API int upg_runtime_create(const struct upg_options *opts,
+			       struct upg_runtime **out);
+
+/*
+ * Destroy the runtime and every region still alive in it. Threads blocked
+ * in a fault on a region are woken; touching a region afterwards is a use
+ * after free, as with munmap. NULL is fine.
+ */
+UPG_API void upg_runtime_destroy(struct upg_runtime *rt);
+
+/* UPG_FEAT_* bits this runtime uses: kernel support & options.features. */
+UPG_API unsigned int upg_runtime_features(const struct upg_runtime *rt);
+
+/*
+ * Map @len bytes (rounded up to a page) of anonymous memory whose faults
+ * the runtime services; the start is aligned to the fill block. Returns 0
+ * and sets *@out, or -EINVAL (len 0), -ENOMEM, or the register error.
+ */
+UPG_API int upg_region_create(struct upg_runtime *rt, size_t len,
+			      struct upg_region **out);
+
+/* Unmap the region and drop its state. NULL is fine. */
+UPG_API void upg_region_destroy(struct upg_region *region);
+
+UPG_API void *upg_region_addr(const struct upg_region *region);
+
+/*
+ * Bytes of the region still mapped: the created length less what the
+ * application has munmap()ed or mremap()ed away since.
+ */
+UPG_API size_t upg_region_len(const struct upg_region *region);
+
+/*
+ * Counters only grow. Fault service time is measured by the thread that
+ * resolves the fault, from reading the fault to the fill's return (it does
+ * not include the kernel's wake-up of the faulting thread); percentiles are
+ * read from a log-linear histogram, within 1/16 of the value.
+ */
+#define UPG_STATS_FIELDS(X)						\
+	X(faults)		/* missing-page faults received */	\
+	X(faults_read)		/* of those, read accesses */		\
+	X(faults_unknown)	/* outside every region: zero-filled */	\
+	X(faults_in_hole)	/* in an unmapped part of a region */	\
+	X(fills)		/* blocks filled */			\
+	X(fill_pages)		/* 4 KiB pages filled */		\
+	X(fill_zeropage)	/* fills done with UFFDIO_ZEROPAGE */	\
+	X(fill_copy)		/* fills done with UFFDIO_COPY */	\
+	X(fill_single)		/* single pages refilled in a resident block */ \
+	X(fill_raced)		/* page was already there: harmless */	\
+	X(fill_retried)		/* kernel said EAGAIN: woken to refault */ \
+	X(fill_waited)		/* waited for another thread's fill */	\
+	X(fill_failed)		/* fill failed: the fault was woken */	\
+	X(events_remove)	/* MADV_DONTNEED/REMOVE events */	\
+	X(events_unmap)		/* munmap events */			\
+	X(events_remap)		/* mremap events */			\
+	X(reader_wakeups)	/* poll() returns in reader threads */	\
+	X(reader_empty)		/* woke, but another reader took it */
+
+#define UPG_LAT_BUCKETS	512
+
+struct upg_stats {
+	size_t size;		/* caller sets sizeof(struct upg_stats) */
+#define UPG_STAT_FIELD(name) uint64_t name;
+	UPG_STATS_FIELDS(UPG_STAT_FIELD)
+#undef UPG_STAT_FIELD
+	uint64_t fault_ns_p50;	/* fault service time percentiles, ns */
+	uint64_t fault_ns_p99;
+	uint64_t fault_ns_p999;
+	uint64_t fault_ns_max;
+	size_t regions;		/* live regions */
+	size_t mapped_bytes;	/* bytes mapped in live regions */
+	size_t meta_bytes;	/* state tables: bytes of metadata */
+	uint64_t fault_ns_hist[UPG_LAT_BUCKETS];	/* see upg_lat_bucket_ns */
+};
+
+/*
+ * Copy at most st->size bytes of the runtime's statistics into @st, so a
+ * caller built against an older, shorter struct keeps working. Returns 0,
+ * or -EINVAL when st->size is smaller than the size field itself.
+ */
+UPG_API int upg_stats_get(struct upg_runtime *rt, struct upg_stats *st);
+
+/* Lowest latency, in ns, that falls into histogram bucket @i. */
+UPG_API uint64_t upg_lat_bucket_ns(unsigned int i);
+
+/*
+ * The @q quantile (0..1) of a histogram of UPG_LAT_BUCKETS counts, in ns
+ * (the upper edge of the bucket it falls in); 0 for an empty histogram.
+ */
+UPG_API uint64_t upg_lat_quantile(const uint64_t *hist, double q);
+
+/*
+ * Log sink. By default errors and warnings go to stderr, "upager: " first.
+ * @fn NULL restores that. @level: 0 error, 1 warning, 2 info, 3 debug.
+ */
+typedef void upg_log_fn(int level, const char *msg, void *arg);
+UPG_API void upg_set_log_fn(upg_log_fn *fn, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UPAGER_UPAGER_H */

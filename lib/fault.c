@@ -1,0 +1,275 @@
+/*
+ * Faults and events. A fault on an ABSENT block claims it (ABSENT ->
+ * FILLING by CAS) and fills the whole block in one ioctl; a fault that finds
+ * the block FILLING waits for the winner; a fault in a RESIDENT block means
+ * a page of it was dropped since (partial MADV_DONTNEED, a cut-short fill)
+ * and fills that page alone. UFFDIO_COPY and ZEROPAGE never replace a
+ * mapped page, so a wrong guess about a block costs an ioctl, never data.
+ *
+ * Whatever happens, the faulting thread must be woken: a fill wakes the
+ * range it filled; every other outcome ends in an explicit wake, after
+ * which the thread retries its access and, if need be, faults again.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <unistd.h>
+
+#define UPG_LOG_PREFIX "fault: "
+#include "core.h"
+#include "log.h"
+#include "pagestate.h"
+#include "testing.h"
+
+#define PAGE	UPG_PAGE_SIZE
+
+_Atomic unsigned int upg_test_fill_delay_us;
+
+static void wake_page(struct upg_runtime *rt, uintptr_t page)
+{
+	upg_uffd_wake(&rt->uffd, page, PAGE);
+}
+
+/* Fill one page; the faulting thread is woken whatever the outcome. */
+static bool fill_page(struct upg_runtime *rt, struct upg_counters *c,
+		      uintptr_t page, bool write)
+{
+	size_t done;
+	int ret;
+
+	ret = upg_uffd_fill_zero(&rt->uffd, page, PAGE, write, &done);
+	switch (ret) {
+	case 0:
+		upg_stat_inc(c, fill_pages);
+		return true;
+	case -EEXIST:
+		/* Another thread filled it, or it was never dropped. */
+		upg_stat_inc(c, fill_raced);
+		break;
+	case -EAGAIN:
+		/* fork/mremap/madvise in progress: the thread will refault. */
+		upg_stat_inc(c, fill_retried);
+		break;
+	default:
+		/* Gone (-ENOENT) or out of memory: the retry shows which. */
+		upg_stat_inc(c, fill_failed);
+		break;
+	}
+	wake_page(rt, page);
+	return false;
+}
+
+/*
+ * Fill [start, end) of a claimed block: one ioctl, then page by page past
+ * any page already there. Returns true if anything was filled.
+ */
+static bool fill_block(struct upg_runtime *rt, struct upg_counters *c,
+		       uintptr_t start, uintptr_t end, uintptr_t fault_page,
+		       bool write)
+{
+	bool zeropage = !write && (rt->uffd.features & UPG_FEAT_ZEROPAGE);
+	bool any;
+	size_t done;
+	int ret;
+
+	ret = upg_uffd_fill_zero(&rt->uffd, start, end - start, write, &done);
+	any = done > 0;
+	if (done)
+		upg_stat_add(c, UPG_STAT_fill_pages, done / PAGE);
+	if (ret == 0) {
+		upg_stat_inc(c, fills);
+		upg_stat_add(c, zeropage ? UPG_STAT_fill_zeropage : UPG_STAT_fill_copy, 1);
+		return true;
+	}
+	if (ret == -EEXIST || ret == -ENOENT) {
+		/*
+		 * A page of the block is mapped already (-EEXIST), or the block
+		 * spans mappings (-ENOENT: split by mprotect, partly unmapped).
+		 * Finish page by page; each page answers for itself.
+		 */
+		for (uintptr_t p = start + done; p < end; p += PAGE)
+			any |= fill_page(rt, c, p, write);
+		upg_stat_inc(c, fills);
+		return any;
+	}
+	if (ret == -EAGAIN)
+		upg_stat_inc(c, fill_retried);
+	else
+		upg_stat_inc(c, fill_failed);
+	if (!(fault_page >= start && fault_page < start + done))
+		wake_page(rt, fault_page);
+	return any;
+}
+
+static void fault_in_region(struct upg_region *r, struct upg_counters *c,
+			    uintptr_t addr, bool write)
+{
+	uint64_t *word = &r->state[(addr - r->start) >> r->block_shift];
+	uintptr_t page = addr & ~(PAGE - 1);
+	bool waited = false;
+
+	for (;;) {
+		uint64_t old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+		uintptr_t start, end;
+		bool filled;
+
+		switch (upg_ps_state(old)) {
+		case UPG_PS_ABSENT:
+			if (!__atomic_compare_exchange_n(word, &old,
+					upg_ps_with_state(old, UPG_PS_FILLING), false,
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				continue;
+			start = r->start + (((addr - r->start) >> r->block_shift) << r->block_shift);
+			end = start + (1ul << r->block_shift);
+			end = end > r->end ? r->end : end;
+			if (upg_test_fill_delay_us)
+				usleep(upg_test_fill_delay_us);
+			filled = fill_block(r->rt, c, start, end, page, write);
+			__atomic_store_n(word, upg_ps_with_state(old,
+					 filled ? UPG_PS_RESIDENT : UPG_PS_ABSENT),
+					 __ATOMIC_RELEASE);
+			return;
+		case UPG_PS_FILLING:
+			/* The winner is between two ioctls: microseconds. */
+			if (!waited)
+				upg_stat_inc(c, fill_waited);
+			waited = true;
+			sched_yield();
+			continue;
+		case UPG_PS_RESIDENT:
+			if (fill_page(r->rt, c, page, write))
+				upg_stat_inc(c, fill_single);
+			return;
+		case UPG_PS_UNMAPPED:
+			upg_stat_inc(c, faults_in_hole);
+			wake_page(r->rt, page);
+			return;
+		}
+	}
+}
+
+void upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
+		      uintptr_t addr, bool write)
+{
+	struct upg_region *r;
+
+	upg_stat_inc(c, faults);
+	if (!write)
+		upg_stat_inc(c, faults_read);
+	pthread_rwlock_rdlock(&rt->lock);
+	r = upg_region_find(rt, addr);
+	if (r) {
+		fault_in_region(r, c, addr, write);
+	} else {
+		/*
+		 * Registered memory we do not track: a region being destroyed,
+		 * or one grown by mremap. Zeros are what the kernel would give.
+		 */
+		upg_stat_inc(c, faults_unknown);
+		fill_page(rt, c, addr & ~(PAGE - 1), write);
+	}
+	pthread_rwlock_unlock(&rt->lock);
+}
+
+static void on_fault(void *ctx, struct upg_counters *c, uintptr_t addr,
+		     bool write)
+{
+	upg_fault_handle(ctx, c, addr, write);
+}
+
+/* Set every block wholly inside [start, end) to @to, unless it is @keep. */
+static void set_blocks(struct upg_region *r, uintptr_t start, uintptr_t end,
+		       enum upg_ps to, enum upg_ps keep)
+{
+	size_t bs = 1ul << r->block_shift;
+	size_t first, last;
+
+	start = start < r->start ? r->start : start;
+	end = end > r->end ? r->end : end;
+	if (start >= end)
+		return;
+	first = (start - r->start + bs - 1) >> r->block_shift;
+	/* The last block may be short: it ends at r->end. */
+	last = end == r->end ? r->nr_blocks : (end - r->start) >> r->block_shift;
+	for (size_t b = first; b < last; b++) {
+		uint64_t old = __atomic_load_n(&r->state[b], __ATOMIC_ACQUIRE);
+
+		do {
+			/* A fill in flight ends RESIDENT; missing pages refill. */
+			if (upg_ps_state(old) == UPG_PS_FILLING ||
+			    upg_ps_state(old) == keep)
+				break;
+		} while (!__atomic_compare_exchange_n(&r->state[b], &old,
+				upg_ps_with_state(old, to), false,
+				__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+	}
+}
+
+/* Call @fn on every region overlapping [start, end), table held shared. */
+static void for_each_overlap(struct upg_runtime *rt, uintptr_t start, uintptr_t end,
+			     void (*fn)(struct upg_region *r, uintptr_t s, uintptr_t e))
+{
+	pthread_rwlock_rdlock(&rt->lock);
+	for (size_t i = 0; i < rt->nr_regions; i++) {
+		struct upg_region *r = rt->regions[i];
+
+		if (r->start < end && start < r->end)
+			fn(r, start, end);
+	}
+	pthread_rwlock_unlock(&rt->lock);
+}
+
+/*
+ * MADV_DONTNEED (or MADV_REMOVE): the kernel drops the pages right after
+ * this event is read. Whole blocks go back to ABSENT; a partly covered
+ * block stays RESIDENT and its dropped pages fill one by one.
+ */
+static void remove_in_region(struct upg_region *r, uintptr_t s, uintptr_t e)
+{
+	set_blocks(r, s, e, UPG_PS_ABSENT, UPG_PS_UNMAPPED);
+}
+
+static void on_remove(void *ctx, struct upg_counters *c, uintptr_t start,
+		      uintptr_t end)
+{
+	upg_stat_inc(c, events_remove);
+	for_each_overlap(ctx, start, end, remove_in_region);
+}
+
+static void unmap_in_region(struct upg_region *r, uintptr_t s, uintptr_t e)
+{
+	upg_region_add_hole(r, s, e);
+	set_blocks(r, s, e, UPG_PS_UNMAPPED, UPG_PS_UNMAPPED);
+}
+
+static void on_unmap(void *ctx, struct upg_counters *c, uintptr_t start,
+		     uintptr_t end)
+{
+	upg_stat_inc(c, events_unmap);
+	for_each_overlap(ctx, start, end, unmap_in_region);
+}
+
+/*
+ * mremap moved [from, from + len) to @to. The old range is a hole now. The
+ * new one stays registered with us but belongs to no region: unregister it,
+ * so the kernel serves it as plain anonymous memory. Its pages moved with
+ * it, and a page never filled reads zeros either way.
+ */
+static void on_remap(void *ctx, struct upg_counters *c, uintptr_t from,
+		     uintptr_t to, size_t len)
+{
+	struct upg_runtime *rt = ctx;
+	int ret;
+
+	upg_stat_inc(c, events_remap);
+	for_each_overlap(rt, from, from + len, unmap_in_region);
+	ret = upg_uffd_unregister(&rt->uffd, to, len);
+	if (ret)
+		upg_warn("mremap to %p: unregister: %d", (void *)to, ret);
+}
+
+const struct upg_uffd_ops upg_fault_ops = {
+	.fault = on_fault,
+	.remove = on_remove,
+	.unmap = on_unmap,
+	.remap = on_remap,
+};

@@ -1,0 +1,25 @@
+/*
+ * Option parsing shared by the library and its tools: the one table of
+ * UPAGER_* knobs feeds the environment parser, upg_options_set() and the
+ * verbose dump.
+ */
+#ifndef UPG_OPTIONS_H
+#define UPG_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <upager/upager.h>
+
+/* Parse "64K", "2M", "4096" (binary suffixes K M G T). */
+int upg_parse_size(const char *s, uint64_t *out);
+int upg_parse_bool(const char *s, bool *out);
+
+/* Check the fields that cannot be checked one by one. */
+int upg_options_validate(const struct upg_options *opts);
+
+/* Log every option and its value at info level. */
+void upg_options_dump(const struct upg_options *opts);
+
+#endif

@@ -1,0 +1,175 @@
+/*
+ * The runtime's lifetime: options, the userfaultfd, the fault threads (or
+ * the SIGBUS handler), and the statistics gathered from all of them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define UPG_LOG_PREFIX ""
+#include "core.h"
+#include "log.h"
+#include "options.h"
+
+static const char *const feature_names[] = {
+	"devnode", "zeropage", "event_remove", "thread_id", "sigbus",
+	"move", "wp_async", "poison", "pagemap_scan",
+};
+
+UPG_API const char *upg_feature_name(unsigned int feature)
+{
+	if (!feature || (feature & (feature - 1)) || !(feature & UPG_FEAT_ALL))
+		return NULL;
+	return feature_names[__builtin_ctz(feature)];
+}
+
+static unsigned int reader_count(const struct upg_options *o)
+{
+	long cpus;
+
+	if (o->fault_mode == UPG_FAULT_SIGBUS)
+		return 1;	/* events only: faults never reach the fd */
+	if (o->fault_threads)
+		return o->fault_threads;
+	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	return cpus > 0 ? (unsigned int)cpus : 1;
+}
+
+static void log_features(const struct upg_runtime *rt)
+{
+	char buf[256];
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (unsigned int bit = 1; bit & UPG_FEAT_ALL; bit <<= 1)
+		if ((rt->uffd.features & bit) && n < sizeof(buf))
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, " %s",
+					      upg_feature_name(bit));
+	upg_info("features:%s", buf);
+}
+
+static int start_faults(struct upg_runtime *rt)
+{
+	unsigned int readers = rt->nr_counters - 1;
+	bool sigbus = rt->opts.fault_mode == UPG_FAULT_SIGBUS;
+	int ret;
+
+	if (sigbus) {
+		ret = upg_sigbus_attach(rt);
+		if (ret)
+			return ret;
+	}
+	ret = upg_uffd_loop_start(&rt->uffd, readers, rt->opts.pin_threads && !sigbus,
+				  &upg_fault_ops, rt, rt->counters, &rt->loop);
+	if (ret && sigbus)
+		upg_sigbus_detach(rt);
+	return ret;
+}
+
+UPG_API int upg_runtime_create(const struct upg_options *opts,
+			       struct upg_runtime **out)
+{
+	struct upg_runtime *rt;
+	int ret;
+
+	rt = calloc(1, sizeof(*rt));
+	if (!rt)
+		return -ENOMEM;
+	if (opts)
+		rt->opts = *opts;
+	else if ((ret = upg_options_init(&rt->opts)))
+		goto err_free;
+	ret = upg_options_validate(&rt->opts);
+	if (ret)
+		goto err_free;
+	if (rt->opts.verbose) {
+		upg_log_set_level(UPG_LOG_INFO);
+		upg_options_dump(&rt->opts);
+	}
+	rt->nr_counters = reader_count(&rt->opts) + 1;
+	rt->counters = aligned_alloc(64, rt->nr_counters * sizeof(rt->counters[0]));
+	if (!rt->counters) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	memset(rt->counters, 0, rt->nr_counters * sizeof(rt->counters[0]));
+	upg_shared_counters(rt)->shared = true;
+	pthread_rwlock_init(&rt->lock, NULL);
+	ret = upg_uffd_init(&rt->uffd, rt->opts.features,
+			    rt->opts.fault_mode == UPG_FAULT_SIGBUS);
+	if (ret)
+		goto err_lock;
+	if (rt->opts.verbose)
+		log_features(rt);
+	ret = start_faults(rt);
+	if (ret)
+		goto err_uffd;
+	*out = rt;
+	return 0;
+
+err_uffd:
+	upg_uffd_fini(&rt->uffd);
+err_lock:
+	pthread_rwlock_destroy(&rt->lock);
+	free(rt->counters);
+err_free:
+	free(rt);
+	return ret;
+}
+
+UPG_API void upg_runtime_destroy(struct upg_runtime *rt)
+{
+	if (!rt)
+		return;
+	/* Regions first: readers must still run to read their unmap events. */
+	upg_region_unlink_all(rt);
+	upg_uffd_loop_stop(rt->loop);
+	if (rt->opts.fault_mode == UPG_FAULT_SIGBUS)
+		upg_sigbus_detach(rt);
+	upg_uffd_fini(&rt->uffd);
+	pthread_rwlock_destroy(&rt->lock);
+	free(rt->regions);
+	free(rt->counters);
+	free(rt);
+}
+
+UPG_API unsigned int upg_runtime_features(const struct upg_runtime *rt)
+{
+	return __atomic_load_n(&rt->uffd.features, __ATOMIC_RELAXED);
+}
+
+static void gather(struct upg_runtime *rt, struct upg_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	for (unsigned int i = 0; i < rt->nr_counters; i++)
+		upg_counters_sum(st, &rt->counters[i]);
+	upg_stats_finish(st);
+	pthread_rwlock_rdlock(&rt->lock);
+	st->regions = rt->nr_regions;
+	for (size_t i = 0; i < rt->nr_regions; i++) {
+		st->mapped_bytes += upg_region_len(rt->regions[i]);
+		st->meta_bytes += rt->regions[i]->nr_blocks * sizeof(uint64_t);
+	}
+	pthread_rwlock_unlock(&rt->lock);
+}
+
+UPG_API int upg_stats_get(struct upg_runtime *rt, struct upg_stats *st)
+{
+	struct upg_stats *all;
+	size_t size;
+
+	if (st->size < sizeof(st->size))
+		return -EINVAL;
+	size = st->size < sizeof(*all) ? st->size : sizeof(*all);
+	/* The histogram makes it big; keep it off the caller's small stack. */
+	all = malloc(sizeof(*all));
+	if (!all)
+		return -ENOMEM;
+	gather(rt, all);
+	all->size = size;
+	memcpy(st, all, size);
+	free(all);
+	return 0;
+}
