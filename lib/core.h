@@ -27,8 +27,8 @@ struct upg_region {
 	size_t state_len;	/* bytes mapped for the table */
 	/*
 	 * Parts the application unmapped (munmap, mremap away). Taken inside
-	 * rt->lock (read side), never the other way round. Holes never
-	 * overlap: the kernel reports a range once, when its mapping goes.
+	 * rt->lock (read side), never the other way round. Sorted and
+	 * disjoint; nr_holes == SIZE_MAX means "lost track: never munmap".
 	 */
 	pthread_mutex_t holes_lock;
 	struct upg_hole *holes;
@@ -62,6 +62,7 @@ static inline struct upg_counters *upg_shared_counters(struct upg_runtime *rt)
 struct upg_region *upg_region_find(struct upg_runtime *rt, uintptr_t addr);
 void upg_region_add_hole(struct upg_region *r, uintptr_t start, uintptr_t end);
 void upg_region_unlink_all(struct upg_runtime *rt);
+size_t upg_region_mapped_len(struct upg_region *r);	/* no quiesce */
 
 /* fault.c */
 extern const struct upg_uffd_ops upg_fault_ops;

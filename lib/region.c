@@ -90,21 +90,25 @@ static void *map_aligned(size_t len, size_t align)
 	return (void *)start;
 }
 
+/*
+ * Record [start, end) as unmapped, merged with the holes already known: the
+ * kernel reports one range twice when mremap moves it (REMAP, then UNMAP).
+ * Holes stay sorted and disjoint.
+ */
 void upg_region_add_hole(struct upg_region *r, uintptr_t start, uintptr_t end)
 {
-	struct upg_hole *n;
+	struct upg_hole *h, *n;
+	size_t i, j, len = 0;
 
 	start = start < r->start ? r->start : start;
 	end = end > r->end ? r->end : end;
 	if (start >= end)
 		return;
 	pthread_mutex_lock(&r->holes_lock);
+	if (r->nr_holes == SIZE_MAX)
+		goto out;
 	n = realloc(r->holes, (r->nr_holes + 1) * sizeof(*n));
-	if (n) {
-		r->holes = n;
-		r->holes[r->nr_holes++] = (struct upg_hole){ start, end };
-		r->unmapped_len += end - start;
-	} else {
+	if (!n) {
 		/*
 		 * Without the record, destroy would munmap this range again,
 		 * and it may hold another mapping by then. Leaking the whole
@@ -114,15 +118,24 @@ void upg_region_add_hole(struct upg_region *r, uintptr_t start, uintptr_t end)
 			(void *)r->start);
 		r->unmapped_len = r->end - r->start;
 		r->nr_holes = SIZE_MAX;
+		goto out;
 	}
+	h = r->holes = n;
+	/* Holes before ours stay; those touching ours fold into it. */
+	for (i = 0; i < r->nr_holes && h[i].end < start; i++)
+		;
+	for (j = i; j < r->nr_holes && h[j].start <= end; j++) {
+		start = h[j].start < start ? h[j].start : start;
+		end = h[j].end > end ? h[j].end : end;
+	}
+	memmove(&h[i + 1], &h[j], (r->nr_holes - j) * sizeof(*h));
+	h[i] = (struct upg_hole){ start, end };
+	r->nr_holes = r->nr_holes - (j - i) + 1;
+	for (i = 0; i < r->nr_holes; i++)
+		len += h[i].end - h[i].start;
+	r->unmapped_len = len;
+out:
 	pthread_mutex_unlock(&r->holes_lock);
-}
-
-static int hole_cmp(const void *a, const void *b)
-{
-	const struct upg_hole *x = a, *y = b;
-
-	return x->start < y->start ? -1 : x->start > y->start;
 }
 
 /* Call @fn on each part of the region that is still mapped. */
@@ -131,9 +144,9 @@ static void for_each_mapped(struct upg_region *r,
 {
 	uintptr_t at = r->start;
 
+	/* Only after the region left the table: no event changes the holes. */
 	if (r->nr_holes == SIZE_MAX)
 		return;
-	qsort(r->holes, r->nr_holes, sizeof(r->holes[0]), hole_cmp);
 	for (size_t i = 0; i < r->nr_holes; i++) {
 		if (r->holes[i].start > at)
 			fn(r, at, r->holes[i].start - at);
@@ -238,6 +251,8 @@ UPG_API void upg_region_destroy(struct upg_region *r)
 	if (!r)
 		return;
 	rt = r->rt;
+	/* Holes the application made just before must be known to teardown. */
+	upg_uffd_loop_quiesce(rt->loop);
 	/* Waits for every fault and event handler that may hold @r. */
 	pthread_rwlock_wrlock(&rt->lock);
 	table_remove(rt, r);
@@ -247,6 +262,7 @@ UPG_API void upg_region_destroy(struct upg_region *r)
 
 void upg_region_unlink_all(struct upg_runtime *rt)
 {
+	upg_uffd_loop_quiesce(rt->loop);
 	pthread_rwlock_wrlock(&rt->lock);
 	while (rt->nr_regions) {
 		struct upg_region *r = rt->regions[--rt->nr_regions];
@@ -263,13 +279,21 @@ UPG_API void *upg_region_addr(const struct upg_region *r)
 	return (void *)r->start;
 }
 
+size_t upg_region_mapped_len(struct upg_region *r)
+{
+	size_t len;
+
+	pthread_mutex_lock(&r->holes_lock);
+	len = (r->end - r->start) - r->unmapped_len;
+	pthread_mutex_unlock(&r->holes_lock);
+	return len;
+}
+
 UPG_API size_t upg_region_len(const struct upg_region *r)
 {
 	struct upg_region *m = (struct upg_region *)r;
-	size_t len;
 
-	pthread_mutex_lock(&m->holes_lock);
-	len = (r->end - r->start) - r->unmapped_len;
-	pthread_mutex_unlock(&m->holes_lock);
-	return len;
+	/* An munmap that just returned must show here. */
+	upg_uffd_loop_quiesce(m->rt->loop);
+	return upg_region_mapped_len(m);
 }

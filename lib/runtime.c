@@ -142,6 +142,8 @@ UPG_API unsigned int upg_runtime_features(const struct upg_runtime *rt)
 
 static void gather(struct upg_runtime *rt, struct upg_stats *st)
 {
+	/* Count what the reads before this call did, not half of it. */
+	upg_uffd_loop_quiesce(rt->loop);
 	memset(st, 0, sizeof(*st));
 	for (unsigned int i = 0; i < rt->nr_counters; i++)
 		upg_counters_sum(st, &rt->counters[i]);
@@ -149,7 +151,7 @@ static void gather(struct upg_runtime *rt, struct upg_stats *st)
 	pthread_rwlock_rdlock(&rt->lock);
 	st->regions = rt->nr_regions;
 	for (size_t i = 0; i < rt->nr_regions; i++) {
-		st->mapped_bytes += upg_region_len(rt->regions[i]);
+		st->mapped_bytes += upg_region_mapped_len(rt->regions[i]);
 		st->meta_bytes += rt->regions[i]->nr_blocks * sizeof(uint64_t);
 	}
 	pthread_rwlock_unlock(&rt->lock);

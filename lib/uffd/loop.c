@@ -27,6 +27,12 @@ struct reader {
 	struct upg_counters *counters;
 	int cpu;		/* -1: not pinned */
 	bool started;
+	/*
+	 * Odd from just before a read(2) until its messages are handled. The
+	 * kernel lets munmap/madvise return once their event is read, not
+	 * handled; upg_uffd_loop_quiesce() waits on this to close that gap.
+	 */
+	uint64_t batch_seq;
 };
 
 struct upg_uffd_loop {
@@ -89,8 +95,10 @@ static void *reader_main(void *arg)
 		if (pfd[1].revents)
 			break;
 		upg_stat_inc(r->counters, reader_wakeups);
+		__atomic_fetch_add(&r->batch_seq, 1, __ATOMIC_SEQ_CST);
 		n = read(l->u->fd, msgs, sizeof(msgs));
 		if (n < 0) {
+			__atomic_fetch_add(&r->batch_seq, 1, __ATOMIC_RELEASE);
 			if (errno == EAGAIN || errno == EINTR) {
 				/* Another reader took it: plain poll wakes all. */
 				upg_stat_inc(r->counters, reader_empty);
@@ -102,6 +110,7 @@ static void *reader_main(void *arg)
 		now = upg_now_ns();
 		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++)
 			dispatch(l, r->counters, &msgs[i], now);
+		__atomic_fetch_add(&r->batch_seq, 1, __ATOMIC_RELEASE);
 	}
 	return NULL;
 }
@@ -128,6 +137,18 @@ static int start_reader(struct reader *r)
 		pthread_setname_np(r->thread, "upager-fault");
 	}
 	return ret;
+}
+
+void upg_uffd_loop_quiesce(struct upg_uffd_loop *l)
+{
+	for (unsigned int i = 0; l && i < l->nr_readers; i++) {
+		uint64_t *seq = &l->readers[i].batch_seq;
+		uint64_t s = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+
+		/* A batch takes microseconds; yielding lets it finish here too. */
+		while (s % 2 && __atomic_load_n(seq, __ATOMIC_ACQUIRE) == s)
+			sched_yield();
+	}
 }
 
 void upg_uffd_loop_stop(struct upg_uffd_loop *l)

@@ -78,6 +78,14 @@ int upg_uffd_loop_start(struct upg_uffd *u, unsigned int nr_threads, bool pin,
 			struct upg_counters *counters,
 			struct upg_uffd_loop **out);
 
+/*
+ * Wait until every message read before this call has been handled. The
+ * kernel lets munmap(), mremap() and madvise() return once their event is
+ * read; a caller that must see the event's effect (region length, region
+ * destroy, statistics) calls this first. Never from a reader thread.
+ */
+void upg_uffd_loop_quiesce(struct upg_uffd_loop *loop);
+
 /* Stop and join the readers. NULL is fine. */
 void upg_uffd_loop_stop(struct upg_uffd_loop *loop);
 

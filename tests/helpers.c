@@ -1,0 +1,129 @@
+/* Shared test helpers. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+void t_options_default(struct upg_options *o)
+{
+	extern char **environ;
+	char **saved = environ;
+	char *empty[] = { NULL };
+
+	/* Tests must not depend on the caller's UPAGER_* variables. */
+	environ = empty;
+	cr_assert_eq(upg_options_init(o), 0);
+	environ = saved;
+}
+
+struct upg_runtime *t_runtime_create_opts(const struct upg_options *o)
+{
+	struct upg_runtime *rt = NULL;
+	int ret = upg_runtime_create(o, &rt);
+
+	if (ret == -EPERM || ret == -ENOSYS)
+		cr_skip_test("userfaultfd not available here: %s", strerror(-ret));
+	cr_assert_eq(ret, 0, "upg_runtime_create: %s", strerror(-ret));
+	return rt;
+}
+
+struct upg_runtime *t_runtime_create(size_t block_size, unsigned int features)
+{
+	struct upg_options o;
+
+	t_options_default(&o);
+	o.block_size = block_size;
+	o.features = features;
+	return t_runtime_create_opts(&o);
+}
+
+struct upg_region *t_region_create(struct upg_runtime *rt, size_t len)
+{
+	struct upg_region *r = NULL;
+
+	cr_assert_eq(upg_region_create(rt, len, &r), 0);
+	return r;
+}
+
+void t_page_fill(void *page, size_t page_nr, unsigned int seed)
+{
+	uint8_t *p = page;
+
+	for (size_t i = 0; i < T_PAGE; i++)
+		p[i] = t_pattern(page_nr, i, seed);
+}
+
+int t_page_check(const void *page, size_t page_nr, unsigned int seed)
+{
+	const uint8_t *p = page;
+
+	for (size_t i = 0; i < T_PAGE; i++)
+		if (p[i] != t_pattern(page_nr, i, seed))
+			return 0;
+	return 1;
+}
+
+int t_page_is_zero(const void *page)
+{
+	const uint64_t *p = page;
+
+	for (size_t i = 0; i < T_PAGE / sizeof(*p); i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+void t_stats(struct upg_runtime *rt, struct upg_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->size = sizeof(*st);
+	cr_assert_eq(upg_stats_get(rt, st), 0);
+}
+
+void t_stats_settled(struct upg_runtime *rt, struct upg_stats *st)
+{
+	struct upg_stats *prev = malloc(sizeof(*prev));
+
+	/* Fault threads bump their counters after the fill has woken us. */
+	t_stats(rt, prev);
+	for (int i = 0; i < 200; i++) {
+		usleep(10000);
+		t_stats(rt, st);
+		if (!memcmp(prev, st, offsetof(struct upg_stats, fault_ns_p50)))
+			break;
+		memcpy(prev, st, sizeof(*st));
+	}
+	free(prev);
+}
+
+static char log_buf[16384];
+static size_t log_used;
+
+static void capture(int level, const char *msg, void *arg)
+{
+	size_t n = strlen(msg);
+
+	(void)level;
+	(void)arg;
+	if (log_used + n + 2 < sizeof(log_buf)) {
+		memcpy(log_buf + log_used, msg, n);
+		log_used += n;
+		log_buf[log_used++] = '\n';
+		log_buf[log_used] = '\0';
+	}
+}
+
+void t_log_capture(void)
+{
+	log_used = 0;
+	log_buf[0] = '\0';
+	upg_set_log_fn(capture, NULL);
+}
+
+int t_log_contains(const char *needle)
+{
+	return strstr(log_buf, needle) != NULL;
+}

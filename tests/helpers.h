@@ -1,0 +1,50 @@
+/* Shared test helpers, prefixed t_. */
+#ifndef UPG_TEST_HELPERS_H
+#define UPG_TEST_HELPERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <upager/upager.h>
+
+#define T_PAGE 4096ul
+
+/*
+ * A runtime with @block_size and only the @features allowed, defaults
+ * otherwise (the environment is ignored). Skips the test when this machine
+ * does not allow userfaultfd.
+ */
+struct upg_runtime *t_runtime_create(size_t block_size, unsigned int features);
+struct upg_runtime *t_runtime_create_opts(const struct upg_options *o);
+
+/* Defaults without the environment's UPAGER_* variables. */
+void t_options_default(struct upg_options *o);
+
+struct upg_region *t_region_create(struct upg_runtime *rt, size_t len);
+
+/* A deterministic byte for (page, offset, seed). */
+static inline uint8_t t_pattern(size_t page, size_t off, unsigned int seed)
+{
+	uint64_t x = (page * 0x9E3779B97F4A7C15ull) ^ (off * 0xBF58476D1CE4E5B9ull) ^ seed;
+
+	x ^= x >> 31;
+	return (uint8_t)(x | 1);	/* never zero: a lost write shows */
+}
+
+/* Fill / check a whole page with t_pattern. */
+void t_page_fill(void *page, size_t page_nr, unsigned int seed);
+int t_page_check(const void *page, size_t page_nr, unsigned int seed);
+int t_page_is_zero(const void *page);
+
+void t_stats(struct upg_runtime *rt, struct upg_stats *st);
+/*
+ * Stats once the fault threads are quiet: they count after the fill has
+ * already woken the faulting thread, so a read right after lags a little.
+ */
+void t_stats_settled(struct upg_runtime *rt, struct upg_stats *st);
+
+/* Log lines captured by t_log_capture(); t_log_contains() searches them. */
+void t_log_capture(void);
+int t_log_contains(const char *needle);
+
+#endif
