@@ -14,10 +14,6 @@
 #include "stats.h"
 #include "uffd/uffd.h"
 
-struct upg_hole {
-	uintptr_t start, end;
-};
-
 struct upg_region {
 	struct upg_runtime *rt;
 	uintptr_t start, end;	/* as created; end is page-aligned */
@@ -25,15 +21,21 @@ struct upg_region {
 	size_t nr_blocks;
 	uint64_t *state;	/* nr_blocks words, see pagestate.h */
 	size_t state_len;	/* bytes mapped for the table */
-	/*
-	 * Parts the application unmapped (munmap, mremap away). Taken inside
-	 * rt->lock (read side), never the other way round. Sorted and
-	 * disjoint; nr_holes == SIZE_MAX means "lost track: never munmap".
-	 */
-	pthread_mutex_t holes_lock;
-	struct upg_hole *holes;
-	size_t nr_holes;
-	size_t unmapped_len;
+	size_t mapped_len;	/* bytes of its extents; under rt->lock */
+	/* The table lost part of it (no memory): destroy must not munmap. */
+	bool lost_track;
+	struct upg_region *prev, *next;	/* rt->regions; under rt->lock */
+};
+
+/*
+ * A mapped piece of a region. A region starts as one extent; munmap and
+ * mremap cut pieces out of it, so the table holds only what is mapped and
+ * a later mapping at a freed address (another region's, or none of ours)
+ * is never mistaken for the old region.
+ */
+struct upg_extent {
+	uintptr_t start, end;
+	struct upg_region *region;
 };
 
 struct upg_runtime {
@@ -41,13 +43,16 @@ struct upg_runtime {
 	struct upg_uffd uffd;
 	struct upg_uffd_loop *loop;
 	/*
-	 * Readers of the region table (faults, events) hold it shared for the
-	 * whole of their work, so region destroy, which holds it exclusive to
-	 * unlink a region, knows nobody still uses the region afterwards.
+	 * Faults hold the extent table shared for the whole of their work, so
+	 * region destroy, which holds it exclusive to take a region's extents
+	 * out, knows nobody still uses the region afterwards. Unmap events
+	 * hold it exclusive to cut extents.
 	 */
 	pthread_rwlock_t lock;
-	struct upg_region **regions;	/* sorted by start, disjoint */
-	size_t nr_regions, cap_regions;
+	struct upg_extent *extents;	/* sorted by start, disjoint */
+	size_t nr_extents, cap_extents;
+	struct upg_region *regions;	/* every live region, mapped or not */
+	size_t nr_regions;
 	unsigned int nr_counters;	/* one per reader, then a shared one */
 	struct upg_counters *counters;
 };
@@ -58,11 +63,18 @@ static inline struct upg_counters *upg_shared_counters(struct upg_runtime *rt)
 	return &rt->counters[rt->nr_counters - 1];
 }
 
-/* region.c: call with rt->lock held (either way). */
-struct upg_region *upg_region_find(struct upg_runtime *rt, uintptr_t addr);
-void upg_region_add_hole(struct upg_region *r, uintptr_t start, uintptr_t end);
-void upg_region_unlink_all(struct upg_runtime *rt);
-size_t upg_region_mapped_len(struct upg_region *r);	/* no quiesce */
+/* region.c. Find: call with rt->lock held, either way. */
+const struct upg_extent *upg_extent_find(struct upg_runtime *rt, uintptr_t addr);
+/* Cut [start, end) out of the table (takes rt->lock exclusive). */
+void upg_extents_cut(struct upg_runtime *rt, uintptr_t start, uintptr_t end);
+void upg_region_destroy_all(struct upg_runtime *rt);
+/* upg_blocks_set() on every mapped piece of [start, end) (takes rt->lock). */
+void upg_extents_set_blocks(struct upg_runtime *rt, uintptr_t start,
+			    uintptr_t end, unsigned int to, unsigned int keep);
+
+/* fault.c: blocks wholly inside [start, end) become @to, unless @keep. */
+void upg_blocks_set(struct upg_region *r, uintptr_t start, uintptr_t end,
+		    unsigned int to, unsigned int keep);
 
 /* fault.c */
 extern const struct upg_uffd_ops upg_fault_ops;

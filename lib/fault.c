@@ -100,9 +100,14 @@ static bool fill_block(struct upg_runtime *rt, struct upg_counters *c,
 	return any;
 }
 
-static void fault_in_region(struct upg_region *r, struct upg_counters *c,
+/*
+ * The block's fill is clamped to @e, the mapped piece of the region the
+ * fault is in: the rest of the block may be unmapped, or someone else's.
+ */
+static void fault_in_extent(const struct upg_extent *e, struct upg_counters *c,
 			    uintptr_t addr, bool write)
 {
+	struct upg_region *r = e->region;
 	uint64_t *word = &r->state[(addr - r->start) >> r->block_shift];
 	uintptr_t page = addr & ~(PAGE - 1);
 	bool waited = false;
@@ -120,7 +125,8 @@ static void fault_in_region(struct upg_region *r, struct upg_counters *c,
 				continue;
 			start = r->start + (((addr - r->start) >> r->block_shift) << r->block_shift);
 			end = start + (1ul << r->block_shift);
-			end = end > r->end ? r->end : end;
+			start = start < e->start ? e->start : start;
+			end = end > e->end ? e->end : end;
 			if (upg_test_fill_delay_us)
 				usleep(upg_test_fill_delay_us);
 			filled = fill_block(r->rt, c, start, end, page, write);
@@ -140,8 +146,13 @@ static void fault_in_region(struct upg_region *r, struct upg_counters *c,
 				upg_stat_inc(c, fill_single);
 			return;
 		case UPG_PS_UNMAPPED:
+			/*
+			 * Only a block partly unmapped can be here (whole ones
+			 * left the table): its mapped part faults like a
+			 * resident block's dropped page.
+			 */
 			upg_stat_inc(c, faults_in_hole);
-			wake_page(r->rt, page);
+			fill_page(r->rt, c, page, write);
 			return;
 		}
 	}
@@ -150,15 +161,15 @@ static void fault_in_region(struct upg_region *r, struct upg_counters *c,
 void upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
 		      uintptr_t addr, bool write)
 {
-	struct upg_region *r;
+	const struct upg_extent *e;
 
 	upg_stat_inc(c, faults);
 	if (!write)
 		upg_stat_inc(c, faults_read);
 	pthread_rwlock_rdlock(&rt->lock);
-	r = upg_region_find(rt, addr);
-	if (r) {
-		fault_in_region(r, c, addr, write);
+	e = upg_extent_find(rt, addr);
+	if (e) {
+		fault_in_extent(e, c, addr, write);
 	} else {
 		/*
 		 * Registered memory we do not track: a region being destroyed,
@@ -176,9 +187,8 @@ static void on_fault(void *ctx, struct upg_counters *c, uintptr_t addr,
 	upg_fault_handle(ctx, c, addr, write);
 }
 
-/* Set every block wholly inside [start, end) to @to, unless it is @keep. */
-static void set_blocks(struct upg_region *r, uintptr_t start, uintptr_t end,
-		       enum upg_ps to, enum upg_ps keep)
+void upg_blocks_set(struct upg_region *r, uintptr_t start, uintptr_t end,
+		    unsigned int to, unsigned int keep)
 {
 	size_t bs = 1ul << r->block_shift;
 	size_t first, last;
@@ -199,60 +209,39 @@ static void set_blocks(struct upg_region *r, uintptr_t start, uintptr_t end,
 			    upg_ps_state(old) == keep)
 				break;
 		} while (!__atomic_compare_exchange_n(&r->state[b], &old,
-				upg_ps_with_state(old, to), false,
+				upg_ps_with_state(old, (enum upg_ps)to), false,
 				__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
 	}
-}
-
-/* Call @fn on every region overlapping [start, end), table held shared. */
-static void for_each_overlap(struct upg_runtime *rt, uintptr_t start, uintptr_t end,
-			     void (*fn)(struct upg_region *r, uintptr_t s, uintptr_t e))
-{
-	pthread_rwlock_rdlock(&rt->lock);
-	for (size_t i = 0; i < rt->nr_regions; i++) {
-		struct upg_region *r = rt->regions[i];
-
-		if (r->start < end && start < r->end)
-			fn(r, start, end);
-	}
-	pthread_rwlock_unlock(&rt->lock);
 }
 
 /*
  * MADV_DONTNEED (or MADV_REMOVE): the kernel drops the pages right after
  * this event is read. Whole blocks go back to ABSENT; a partly covered
- * block stays RESIDENT and its dropped pages fill one by one.
+ * block stays RESIDENT and its dropped pages fill one by one. If a fault
+ * on a dropped page wins the race with this handler, the block ends up
+ * ABSENT with that page mapped, and its next fill goes page by page past
+ * it: slower, never wrong.
  */
-static void remove_in_region(struct upg_region *r, uintptr_t s, uintptr_t e)
-{
-	set_blocks(r, s, e, UPG_PS_ABSENT, UPG_PS_UNMAPPED);
-}
-
 static void on_remove(void *ctx, struct upg_counters *c, uintptr_t start,
 		      uintptr_t end)
 {
 	upg_stat_inc(c, events_remove);
-	for_each_overlap(ctx, start, end, remove_in_region);
-}
-
-static void unmap_in_region(struct upg_region *r, uintptr_t s, uintptr_t e)
-{
-	upg_region_add_hole(r, s, e);
-	set_blocks(r, s, e, UPG_PS_UNMAPPED, UPG_PS_UNMAPPED);
+	upg_extents_set_blocks(ctx, start, end, UPG_PS_ABSENT, UPG_PS_UNMAPPED);
 }
 
 static void on_unmap(void *ctx, struct upg_counters *c, uintptr_t start,
 		     uintptr_t end)
 {
 	upg_stat_inc(c, events_unmap);
-	for_each_overlap(ctx, start, end, unmap_in_region);
+	upg_extents_cut(ctx, start, end);
 }
 
 /*
- * mremap moved [from, from + len) to @to. The old range is a hole now. The
- * new one stays registered with us but belongs to no region: unregister it,
- * so the kernel serves it as plain anonymous memory. Its pages moved with
- * it, and a page never filled reads zeros either way.
+ * mremap moved [from, from + len) to @to (the kernel reports the old range
+ * with an UNMAP too; cutting twice is harmless). The new range stays
+ * registered with us but belongs to no region: unregister it, so the
+ * kernel serves it as plain anonymous memory. Its pages moved with it, and
+ * a page never filled reads zeros either way.
  */
 static void on_remap(void *ctx, struct upg_counters *c, uintptr_t from,
 		     uintptr_t to, size_t len)
@@ -261,7 +250,7 @@ static void on_remap(void *ctx, struct upg_counters *c, uintptr_t from,
 	int ret;
 
 	upg_stat_inc(c, events_remap);
-	for_each_overlap(rt, from, from + len, unmap_in_region);
+	upg_extents_cut(rt, from, from + len);
 	ret = upg_uffd_unregister(&rt->uffd, to, len);
 	if (ret)
 		upg_warn("mremap to %p: unregister: %d", (void *)to, ret);

@@ -1,7 +1,9 @@
 /*
- * Regions: anonymous mappings registered with the runtime's userfaultfd,
- * kept in a table sorted by address for the fault path's lookup, each with
- * its block state table and the list of holes the application unmapped.
+ * Regions and the extent table. A region is an anonymous mapping registered
+ * with the runtime's userfaultfd, with its block state table. The extent
+ * table maps addresses to regions for the fault path; it holds only what is
+ * still mapped, because the application may munmap or mremap parts of a
+ * region, and the addresses freed may be handed out again.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #define UPG_LOG_PREFIX "region: "
 #include "core.h"
 #include "log.h"
+#include "pagestate.h"
 
 #define PAGE	UPG_PAGE_SIZE
 
@@ -19,55 +22,135 @@ static uintptr_t align_up(uintptr_t v, size_t a)
 	return (v + a - 1) & ~(uintptr_t)(a - 1);
 }
 
-struct upg_region *upg_region_find(struct upg_runtime *rt, uintptr_t addr)
+/* Index of the first extent that ends after @addr. */
+static size_t extent_index(const struct upg_runtime *rt, uintptr_t addr)
 {
-	size_t lo = 0, hi = rt->nr_regions;
+	size_t lo = 0, hi = rt->nr_extents;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		struct upg_region *r = rt->regions[mid];
 
-		if (addr < r->start)
-			hi = mid;
-		else if (addr >= r->end)
+		if (rt->extents[mid].end <= addr)
 			lo = mid + 1;
 		else
-			return r;
+			hi = mid;
 	}
+	return lo;
+}
+
+const struct upg_extent *upg_extent_find(struct upg_runtime *rt, uintptr_t addr)
+{
+	size_t i = extent_index(rt, addr);
+
+	if (i < rt->nr_extents && rt->extents[i].start <= addr)
+		return &rt->extents[i];
 	return NULL;
 }
 
-static int table_insert(struct upg_runtime *rt, struct upg_region *r)
+/* Room for @more extents; call with rt->lock exclusive. */
+static int extents_reserve(struct upg_runtime *rt, size_t more)
 {
-	size_t i;
+	struct upg_extent *n;
+	size_t cap;
 
-	if (rt->nr_regions == rt->cap_regions) {
-		size_t cap = rt->cap_regions ? 2 * rt->cap_regions : 16;
-		struct upg_region **n = realloc(rt->regions, cap * sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		rt->regions = n;
-		rt->cap_regions = cap;
-	}
-	for (i = rt->nr_regions; i > 0 && rt->regions[i - 1]->start > r->start; i--)
-		rt->regions[i] = rt->regions[i - 1];
-	rt->regions[i] = r;
-	rt->nr_regions++;
+	if (rt->nr_extents + more <= rt->cap_extents)
+		return 0;
+	cap = rt->cap_extents ? 2 * rt->cap_extents : 16;
+	while (cap < rt->nr_extents + more)
+		cap *= 2;
+	n = realloc(rt->extents, cap * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	rt->extents = n;
+	rt->cap_extents = cap;
 	return 0;
 }
 
-static void table_remove(struct upg_runtime *rt, struct upg_region *r)
+static void extent_insert_at(struct upg_runtime *rt, size_t i, struct upg_extent e)
+{
+	memmove(&rt->extents[i + 1], &rt->extents[i],
+		(rt->nr_extents - i) * sizeof(e));
+	rt->extents[i] = e;
+	rt->nr_extents++;
+	e.region->mapped_len += e.end - e.start;
+}
+
+static void extent_remove_at(struct upg_runtime *rt, size_t i)
+{
+	memmove(&rt->extents[i], &rt->extents[i + 1],
+		(rt->nr_extents - i - 1) * sizeof(rt->extents[0]));
+	rt->nr_extents--;
+}
+
+/* Cut [start, end) out of extent @i; returns the index to look at next. */
+static size_t cut_one(struct upg_runtime *rt, size_t i, uintptr_t start,
+		      uintptr_t end)
+{
+	struct upg_extent *e = &rt->extents[i];
+	struct upg_region *r = e->region;
+	uintptr_t s = start > e->start ? start : e->start;
+	uintptr_t t = end < e->end ? end : e->end;
+
+	upg_blocks_set(r, s, t, UPG_PS_UNMAPPED, UPG_PS_UNMAPPED);
+	r->mapped_len -= t - s;
+	if (s > e->start && t < e->end) {
+		struct upg_extent tail = { t, e->end, r };
+
+		e->end = s;
+		r->mapped_len -= tail.end - tail.start;	/* insert adds it back */
+		extent_insert_at(rt, i + 1, tail);
+		return i + 2;
+	}
+	if (s > e->start) {
+		e->end = s;
+		return i + 1;
+	}
+	if (t < e->end) {
+		e->start = t;
+		return i + 1;
+	}
+	extent_remove_at(rt, i);
+	return i;
+}
+
+void upg_extents_cut(struct upg_runtime *rt, uintptr_t start, uintptr_t end)
 {
 	size_t i;
 
-	for (i = 0; i < rt->nr_regions && rt->regions[i] != r; i++)
-		;
-	if (i == rt->nr_regions)
-		return;
-	memmove(&rt->regions[i], &rt->regions[i + 1],
-		(rt->nr_regions - i - 1) * sizeof(rt->regions[0]));
-	rt->nr_regions--;
+	pthread_rwlock_wrlock(&rt->lock);
+	i = extent_index(rt, start);
+	while (i < rt->nr_extents && rt->extents[i].start < end) {
+		if (rt->extents[i].start < start && rt->extents[i].end > end &&
+		    extents_reserve(rt, 1)) {
+			/*
+			 * No room to split: destroy would munmap the cut range
+			 * again, and it may hold another mapping by then. Not
+			 * unmapping the region at all is the safe answer.
+			 */
+			upg_err("out of memory splitting an extent: region %p "
+				"will not be unmapped by destroy",
+				(void *)rt->extents[i].region->start);
+			rt->extents[i].region->lost_track = true;
+			i++;
+			continue;
+		}
+		i = cut_one(rt, i, start, end);
+	}
+	pthread_rwlock_unlock(&rt->lock);
+}
+
+void upg_extents_set_blocks(struct upg_runtime *rt, uintptr_t start,
+			    uintptr_t end, unsigned int to, unsigned int keep)
+{
+	pthread_rwlock_rdlock(&rt->lock);
+	for (size_t i = extent_index(rt, start);
+	     i < rt->nr_extents && rt->extents[i].start < end; i++) {
+		const struct upg_extent *e = &rt->extents[i];
+
+		upg_blocks_set(e->region, start > e->start ? start : e->start,
+			       end < e->end ? end : e->end, to, keep);
+	}
+	pthread_rwlock_unlock(&rt->lock);
 }
 
 /* Map @len bytes aligned to @align by trimming an over-sized mapping. */
@@ -90,102 +173,56 @@ static void *map_aligned(size_t len, size_t align)
 	return (void *)start;
 }
 
-/*
- * Record [start, end) as unmapped, merged with the holes already known: the
- * kernel reports one range twice when mremap moves it (REMAP, then UNMAP).
- * Holes stay sorted and disjoint.
- */
-void upg_region_add_hole(struct upg_region *r, uintptr_t start, uintptr_t end)
-{
-	struct upg_hole *h, *n;
-	size_t i, j, len = 0;
-
-	start = start < r->start ? r->start : start;
-	end = end > r->end ? r->end : end;
-	if (start >= end)
-		return;
-	pthread_mutex_lock(&r->holes_lock);
-	if (r->nr_holes == SIZE_MAX)
-		goto out;
-	n = realloc(r->holes, (r->nr_holes + 1) * sizeof(*n));
-	if (!n) {
-		/*
-		 * Without the record, destroy would munmap this range again,
-		 * and it may hold another mapping by then. Leaking the whole
-		 * region's address range is the safe answer.
-		 */
-		upg_err("out of memory recording an unmap: region %p leaks on destroy",
-			(void *)r->start);
-		r->unmapped_len = r->end - r->start;
-		r->nr_holes = SIZE_MAX;
-		goto out;
-	}
-	h = r->holes = n;
-	/* Holes before ours stay; those touching ours fold into it. */
-	for (i = 0; i < r->nr_holes && h[i].end < start; i++)
-		;
-	for (j = i; j < r->nr_holes && h[j].start <= end; j++) {
-		start = h[j].start < start ? h[j].start : start;
-		end = h[j].end > end ? h[j].end : end;
-	}
-	memmove(&h[i + 1], &h[j], (r->nr_holes - j) * sizeof(*h));
-	h[i] = (struct upg_hole){ start, end };
-	r->nr_holes = r->nr_holes - (j - i) + 1;
-	for (i = 0; i < r->nr_holes; i++)
-		len += h[i].end - h[i].start;
-	r->unmapped_len = len;
-out:
-	pthread_mutex_unlock(&r->holes_lock);
-}
-
-/* Call @fn on each part of the region that is still mapped. */
-static void for_each_mapped(struct upg_region *r,
-			    void (*fn)(struct upg_region *r, uintptr_t s, size_t len))
-{
-	uintptr_t at = r->start;
-
-	/* Only after the region left the table: no event changes the holes. */
-	if (r->nr_holes == SIZE_MAX)
-		return;
-	for (size_t i = 0; i < r->nr_holes; i++) {
-		if (r->holes[i].start > at)
-			fn(r, at, r->holes[i].start - at);
-		at = r->holes[i].end;
-	}
-	if (r->end > at)
-		fn(r, at, r->end - at);
-}
-
-static void unregister_part(struct upg_region *r, uintptr_t s, size_t len)
-{
-	/* Wakes any thread still waiting on a fault here: it then refaults. */
-	int ret = upg_uffd_unregister(&r->rt->uffd, s, len);
-
-	if (ret && ret != -ENOENT)
-		upg_warn("unregister %p+%zu: %s", (void *)s, len, strerror(-ret));
-}
-
-static void unmap_part(struct upg_region *r, uintptr_t s, size_t len)
-{
-	(void)r;
-	munmap((void *)s, len);
-}
-
 static void region_free(struct upg_region *r)
 {
 	if (r->state)
 		munmap(r->state, r->state_len);
-	pthread_mutex_destroy(&r->holes_lock);
-	free(r->holes);
 	free(r);
 }
 
-/* Unregister and unmap; the region is already out of the table. */
-static void region_teardown(struct upg_region *r)
+static void list_add(struct upg_runtime *rt, struct upg_region *r)
 {
-	for_each_mapped(r, unregister_part);
-	for_each_mapped(r, unmap_part);
-	region_free(r);
+	r->next = rt->regions;
+	r->prev = NULL;
+	if (rt->regions)
+		rt->regions->prev = r;
+	rt->regions = r;
+	rt->nr_regions++;
+}
+
+static void list_del(struct upg_runtime *rt, struct upg_region *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		rt->regions = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	rt->nr_regions--;
+}
+
+static int region_link(struct upg_runtime *rt, struct upg_region *r)
+{
+	int ret;
+
+	/* An unmap of these addresses read before now must be applied first. */
+	upg_uffd_loop_quiesce(rt->loop);
+	pthread_rwlock_wrlock(&rt->lock);
+	ret = extents_reserve(rt, 1);
+	if (!ret) {
+		size_t i = extent_index(rt, r->start);
+
+		/* The kernel gave us the range: nothing of ours can be there. */
+		if (i < rt->nr_extents && rt->extents[i].start < r->end) {
+			upg_err("new mapping %p overlaps a live extent", (void *)r->start);
+			ret = -EEXIST;
+		} else {
+			extent_insert_at(rt, i, (struct upg_extent){ r->start, r->end, r });
+			list_add(rt, r);
+		}
+	}
+	pthread_rwlock_unlock(&rt->lock);
+	return ret;
 }
 
 UPG_API int upg_region_create(struct upg_runtime *rt, size_t len,
@@ -202,7 +239,6 @@ UPG_API int upg_region_create(struct upg_runtime *rt, size_t len,
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	pthread_mutex_init(&r->holes_lock, NULL);
 	r->rt = rt;
 	r->block_shift = (unsigned int)__builtin_ctzl(bs);
 	r->nr_blocks = (len + bs - 1) >> r->block_shift;
@@ -227,9 +263,7 @@ UPG_API int upg_region_create(struct upg_runtime *rt, size_t len,
 		upg_err("register %zu bytes: %s", len, strerror(-ret));
 		goto err_unmap;
 	}
-	pthread_rwlock_wrlock(&rt->lock);
-	ret = table_insert(rt, r);
-	pthread_rwlock_unlock(&rt->lock);
+	ret = region_link(rt, r);
 	if (ret)
 		goto err_unregister;
 	*out = r;
@@ -244,34 +278,81 @@ err_free:
 	return ret;
 }
 
+/*
+ * Take @r's extents out of the table into @out (malloc'd; *nr set).
+ * Call with rt->lock exclusive.
+ */
+static struct upg_extent *region_unlink(struct upg_runtime *rt,
+					struct upg_region *r, size_t *nr)
+{
+	struct upg_extent *out = malloc((rt->nr_extents + 1) * sizeof(*out));
+	size_t i = 0;
+
+	*nr = 0;
+	while (i < rt->nr_extents) {
+		if (rt->extents[i].region != r) {
+			i++;
+			continue;
+		}
+		if (out)
+			out[(*nr)++] = rt->extents[i];
+		extent_remove_at(rt, i);
+	}
+	if (!out)
+		r->lost_track = true;	/* no list: leave the mapping be */
+	list_del(rt, r);
+	return out;
+}
+
+/*
+ * Unregister first: it wakes threads still waiting on faults there, which
+ * then retry, and it keeps our own munmap from raising an unmap event.
+ */
+static void region_teardown(struct upg_region *r, struct upg_extent *ext, size_t nr)
+{
+	for (size_t i = 0; i < nr; i++) {
+		int ret = upg_uffd_unregister(&r->rt->uffd, ext[i].start,
+					      ext[i].end - ext[i].start);
+
+		if (ret && ret != -ENOENT)
+			upg_warn("unregister %p: %s", (void *)ext[i].start, strerror(-ret));
+	}
+	for (size_t i = 0; i < nr && !r->lost_track; i++)
+		munmap((void *)ext[i].start, ext[i].end - ext[i].start);
+	free(ext);
+	region_free(r);
+}
+
 UPG_API void upg_region_destroy(struct upg_region *r)
 {
 	struct upg_runtime *rt;
+	struct upg_extent *ext;
+	size_t nr;
 
 	if (!r)
 		return;
 	rt = r->rt;
-	/* Holes the application made just before must be known to teardown. */
+	/* Unmaps the application made just before must be in the table. */
 	upg_uffd_loop_quiesce(rt->loop);
-	/* Waits for every fault and event handler that may hold @r. */
+	/* Waits for every fault handler that may hold @r. */
 	pthread_rwlock_wrlock(&rt->lock);
-	table_remove(rt, r);
+	ext = region_unlink(rt, r, &nr);
 	pthread_rwlock_unlock(&rt->lock);
-	region_teardown(r);
+	region_teardown(r, ext, nr);
 }
 
-void upg_region_unlink_all(struct upg_runtime *rt)
+void upg_region_destroy_all(struct upg_runtime *rt)
 {
-	upg_uffd_loop_quiesce(rt->loop);
-	pthread_rwlock_wrlock(&rt->lock);
-	while (rt->nr_regions) {
-		struct upg_region *r = rt->regions[--rt->nr_regions];
+	for (;;) {
+		struct upg_region *r;
 
+		pthread_rwlock_rdlock(&rt->lock);
+		r = rt->regions;
 		pthread_rwlock_unlock(&rt->lock);
-		region_teardown(r);
-		pthread_rwlock_wrlock(&rt->lock);
+		if (!r)
+			break;
+		upg_region_destroy(r);
 	}
-	pthread_rwlock_unlock(&rt->lock);
 }
 
 UPG_API void *upg_region_addr(const struct upg_region *r)
@@ -279,21 +360,15 @@ UPG_API void *upg_region_addr(const struct upg_region *r)
 	return (void *)r->start;
 }
 
-size_t upg_region_mapped_len(struct upg_region *r)
-{
-	size_t len;
-
-	pthread_mutex_lock(&r->holes_lock);
-	len = (r->end - r->start) - r->unmapped_len;
-	pthread_mutex_unlock(&r->holes_lock);
-	return len;
-}
-
 UPG_API size_t upg_region_len(const struct upg_region *r)
 {
-	struct upg_region *m = (struct upg_region *)r;
+	struct upg_runtime *rt = r->rt;
+	size_t len;
 
 	/* An munmap that just returned must show here. */
-	upg_uffd_loop_quiesce(m->rt->loop);
-	return upg_region_mapped_len(m);
+	upg_uffd_loop_quiesce(rt->loop);
+	pthread_rwlock_rdlock(&rt->lock);
+	len = r->mapped_len;
+	pthread_rwlock_unlock(&rt->lock);
+	return len;
 }

@@ -124,13 +124,13 @@ UPG_API void upg_runtime_destroy(struct upg_runtime *rt)
 	if (!rt)
 		return;
 	/* Regions first: readers must still run to read their unmap events. */
-	upg_region_unlink_all(rt);
+	upg_region_destroy_all(rt);
 	upg_uffd_loop_stop(rt->loop);
 	if (rt->opts.fault_mode == UPG_FAULT_SIGBUS)
 		upg_sigbus_detach(rt);
 	upg_uffd_fini(&rt->uffd);
 	pthread_rwlock_destroy(&rt->lock);
-	free(rt->regions);
+	free(rt->extents);
 	free(rt->counters);
 	free(rt);
 }
@@ -150,9 +150,9 @@ static void gather(struct upg_runtime *rt, struct upg_stats *st)
 	upg_stats_finish(st);
 	pthread_rwlock_rdlock(&rt->lock);
 	st->regions = rt->nr_regions;
-	for (size_t i = 0; i < rt->nr_regions; i++) {
-		st->mapped_bytes += upg_region_mapped_len(rt->regions[i]);
-		st->meta_bytes += rt->regions[i]->nr_blocks * sizeof(uint64_t);
+	for (struct upg_region *r = rt->regions; r; r = r->next) {
+		st->mapped_bytes += r->mapped_len;
+		st->meta_bytes += r->nr_blocks * sizeof(uint64_t);
 	}
 	pthread_rwlock_unlock(&rt->lock);
 }

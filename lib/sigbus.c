@@ -40,7 +40,7 @@ static bool in_some_region(struct upg_runtime *rt, uintptr_t addr)
 	bool found;
 
 	pthread_rwlock_rdlock(&rt->lock);
-	found = upg_region_find(rt, addr) != NULL;
+	found = upg_extent_find(rt, addr) != NULL;
 	pthread_rwlock_unlock(&rt->lock);
 	return found;
 }

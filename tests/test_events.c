@@ -170,3 +170,52 @@ Test(events, mremap_moves_data_out_of_the_region, .timeout = 30)
 	munmap(q, len);
 	upg_runtime_destroy(rt);
 }
+
+/*
+ * The application unmaps a region it has not destroyed; the next region
+ * may get the same addresses. Its faults must be its own, and destroying
+ * the old region must leave the new one mapped.
+ */
+Test(events, new_region_at_an_unmapped_regions_address, .timeout = 30)
+{
+	struct upg_runtime *rt = t_runtime_create(64 << 10, UPG_FEAT_ALL);
+	struct upg_region *old, *new = NULL;
+	char *p = filled_region(rt, &old), *q;
+	struct upg_stats st;
+
+	cr_assert_eq(munmap(p, NR_PAGES * T_PAGE), 0);
+	/* Keep trying until the kernel hands out the old address again. */
+	for (int i = 0; i < 8 && !new; i++) {
+		new = t_region_create(rt, NR_PAGES * T_PAGE);
+		if (upg_region_addr(new) != p) {
+			upg_region_destroy(new);
+			new = NULL;
+		}
+	}
+	if (!new)
+		cr_skip_test("the kernel did not reuse the address");
+	q = upg_region_addr(new);
+	for (size_t pg = 0; pg < NR_PAGES; pg++)
+		cr_assert(t_page_is_zero(q + pg * T_PAGE), "old data leaked into page %zu", pg);
+	t_page_fill(q, 0, 4);
+	upg_region_destroy(old);
+	cr_assert(t_page_check(q, 0, 4), "destroying the old region touched the new");
+	t_stats(rt, &st);
+	cr_assert_eq(st.regions, 1);
+	cr_assert_eq(st.faults_unknown, 0);
+	upg_runtime_destroy(rt);
+}
+
+Test(events, runtime_destroy_frees_fully_unmapped_regions, .timeout = 30)
+{
+	struct upg_runtime *rt = t_runtime_create(64 << 10, UPG_FEAT_ALL);
+	struct upg_region *r;
+	char *p = filled_region(rt, &r);
+	struct upg_stats st;
+
+	cr_assert_eq(munmap(p, NR_PAGES * T_PAGE), 0);
+	t_stats(rt, &st);
+	cr_assert_eq(st.regions, 1);
+	cr_assert_eq(st.mapped_bytes, 0);
+	upg_runtime_destroy(rt);	/* valgrind/ASan: no leak of r */
+}
