@@ -23,21 +23,25 @@ struct opt_desc {
 	enum opt_kind kind;
 	size_t offset;
 	const char *help;
+	uint64_t min, max;	/* OPT_SIZE, OPT_UINT; max 0: no limit */
+	bool pow2;		/* OPT_SIZE: a power of two */
 };
 
 #define OPT_AT(field) offsetof(struct upg_options, field)
 
+#define UPG_FAULT_THREADS_MAX	256
+
 static const struct opt_desc opt_table[] = {
 	/* UPAGER_<name>    kind           field                   help */
-	{ "BLOCK_SIZE",     OPT_SIZE,      OPT_AT(block_size),     "bytes filled per fault, 4K..2M, a power of 2" },
-	{ "FAULT_THREADS",  OPT_UINT,      OPT_AT(fault_threads),  "uffd reader threads, 0 = one per CPU" },
-	{ "PIN_THREADS",    OPT_BOOL,      OPT_AT(pin_threads),    "pin reader i to CPU i" },
-	{ "FAULT_MODE",     OPT_MODE,      OPT_AT(fault_mode),     "poll (reader threads) or sigbus (opt-in)" },
-	{ "DISABLE",        OPT_FEATURES,  OPT_AT(features),       "kernel features not to use, comma-separated" },
-	{ "VERBOSE",        OPT_BOOL,      OPT_AT(verbose),        "log options and features at start" },
+	{ "BLOCK_SIZE",     OPT_SIZE,      OPT_AT(block_size),     "bytes filled per fault, 4K..2M, a power of 2",
+	  4096, 2u << 20, true },
+	{ "FAULT_THREADS",  OPT_UINT,      OPT_AT(fault_threads),  "uffd reader threads, 0 = one per CPU, at most 256",
+	  0, UPG_FAULT_THREADS_MAX, false },
+	{ "PIN_THREADS",    OPT_BOOL,      OPT_AT(pin_threads),    "pin reader i to CPU i", 0, 0, false },
+	{ "FAULT_MODE",     OPT_MODE,      OPT_AT(fault_mode),     "poll (reader threads) or sigbus (opt-in)", 0, 0, false },
+	{ "DISABLE",        OPT_FEATURES,  OPT_AT(features),       "kernel features not to use, comma-separated", 0, 0, false },
+	{ "VERBOSE",        OPT_BOOL,      OPT_AT(verbose),        "log options and features at start", 0, 0, false },
 };
-
-#define UPG_FAULT_THREADS_MAX	256
 
 int upg_parse_size(const char *s, uint64_t *out)
 {
@@ -71,6 +75,8 @@ int upg_parse_bool(const char *s, bool *out)
 	static const char *const yes[] = { "1", "on", "yes", "true" };
 	static const char *const no[] = { "0", "off", "no", "false" };
 
+	if (!s)
+		return -EINVAL;
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
 		if (!strcasecmp(s, yes[i])) {
 			*out = true;
@@ -160,33 +166,47 @@ static int parse_one(const struct opt_desc *d, const char *value,
 	return -EINVAL;
 }
 
+/* Is the field @d describes in range? Parsing checked its syntax. */
+static bool field_ok(const struct opt_desc *d, const struct upg_options *o)
+{
+	const char *field = (const char *)o + d->offset;
+	uint64_t v;
+
+	switch (d->kind) {
+	case OPT_SIZE:
+		v = *(const size_t *)field;
+		break;
+	case OPT_UINT:
+		v = *(const unsigned int *)field;
+		break;
+	case OPT_MODE:
+		return o->fault_mode == UPG_FAULT_POLL || o->fault_mode == UPG_FAULT_SIGBUS;
+	case OPT_FEATURES:
+		return !(o->features & ~UPG_FEAT_ALL);
+	default:
+		return true;
+	}
+	return v >= d->min && (!d->max || v <= d->max) && (!d->pow2 || !(v & (v - 1)));
+}
+
 int upg_options_validate(const struct upg_options *o)
 {
-	size_t bs = o->block_size;
+	int ret = 0;
 
-	if (bs < 4096 || bs > (2u << 20) || (bs & (bs - 1))) {
-		upg_warn("UPAGER_BLOCK_SIZE=%zu: must be a power of 2 from 4K to 2M", bs);
-		return -EINVAL;
+	for (size_t i = 0; i < sizeof(opt_table) / sizeof(opt_table[0]); i++) {
+		if (field_ok(&opt_table[i], o))
+			continue;
+		upg_warn("UPAGER_%s: out of range: %s", opt_table[i].name, opt_table[i].help);
+		ret = -EINVAL;
 	}
-	if (o->fault_threads > UPG_FAULT_THREADS_MAX) {
-		upg_warn("UPAGER_FAULT_THREADS=%u: at most %d", o->fault_threads,
-			 UPG_FAULT_THREADS_MAX);
-		return -EINVAL;
-	}
-	if (o->fault_mode != UPG_FAULT_POLL && o->fault_mode != UPG_FAULT_SIGBUS) {
-		upg_warn("UPAGER_FAULT_MODE: unknown mode %d", (int)o->fault_mode);
-		return -EINVAL;
-	}
-	if (o->features & ~UPG_FEAT_ALL) {
-		upg_warn("features: unknown bits 0x%x", o->features & ~UPG_FEAT_ALL);
-		return -EINVAL;
-	}
-	return 0;
+	return ret;
 }
 
 UPG_API int upg_options_set(struct upg_options *o, const char *name,
 			    const char *value)
 {
+	if (!name || !value)
+		return -EINVAL;
 	if (!strncasecmp(name, "UPAGER_", 7))
 		name += 7;
 	for (size_t i = 0; i < sizeof(opt_table) / sizeof(opt_table[0]); i++) {
@@ -195,7 +215,7 @@ UPG_API int upg_options_set(struct upg_options *o, const char *name,
 
 		if (strcasecmp(name, d->name))
 			continue;
-		if (parse_one(d, value, &tmp) || upg_options_validate(&tmp)) {
+		if (parse_one(d, value, &tmp) || !field_ok(d, &tmp)) {
 			upg_warn("UPAGER_%s=\"%s\": %s; keeping the previous value",
 				 d->name, value, d->help);
 			return -EINVAL;

@@ -40,12 +40,14 @@ UPG_API uint64_t upg_lat_quantile(const uint64_t *hist, double q)
 		total += hist[i];
 	if (!total)
 		return 0;
-	if (q < 0)
+	if (!(q > 0))		/* NaN too */
 		q = 0;
 	if (q > 1)
 		q = 1;
 	/* The smallest bucket holding at least ceil(q * total) samples. */
-	rank = (uint64_t)(q * (double)total + 0.999999);
+	rank = (uint64_t)(q * (double)total);
+	if ((double)rank < q * (double)total)
+		rank++;
 	if (rank == 0)
 		rank = 1;
 	for (unsigned int i = 0; i < UPG_LAT_BUCKETS; i++) {

@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -340,6 +341,44 @@ Test(options, two_bad_variables_are_both_named)
 	assert_options_eq(&o, &want, "two bad, one good");
 }
 
+struct line_count { const char *needle; unsigned int n; };
+
+static void count_lines(int level, const char *msg, void *arg)
+{
+	struct line_count *c = arg;
+
+	(void)level;
+	if (strstr(msg, c->needle))
+		c->n++;
+}
+
+/*
+ * STYLE.md: "A bad value warns once by name". Values that parse but are out
+ * of range must not also get upg_options_validate()'s own warning.
+ */
+Test(options, bad_value_warns_once)
+{
+	static const struct { const char *var, *value; } bad[] = {
+		{ "UPAGER_BLOCK_SIZE", "64X" }, { "UPAGER_BLOCK_SIZE", "" },
+		{ "UPAGER_BLOCK_SIZE", "3000" }, { "UPAGER_BLOCK_SIZE", "4M" },
+		{ "UPAGER_FAULT_THREADS", "abc" }, { "UPAGER_FAULT_THREADS", "257" },
+		{ "UPAGER_FAULT_MODE", "spin" }, { "UPAGER_DISABLE", "nosuch" },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		struct line_count c = { .needle = bad[i].var };
+		struct upg_options o;
+
+		env_clear();
+		setenv(bad[i].var, bad[i].value, 1);
+		upg_set_log_fn(count_lines, &c);
+		cr_assert_eq(upg_options_init(&o), -EINVAL);
+		upg_set_log_fn(NULL, NULL);
+		cr_assert_eq(c.n, 1, "%s=\"%s\": named in %u log lines, want 1",
+			     bad[i].var, bad[i].value, c.n);
+	}
+}
+
 /* ---- upg_options_set() ------------------------------------------------ */
 
 Test(options, set_takes_name_with_or_without_prefix_in_any_case)
@@ -541,10 +580,12 @@ Test(options, runtime_create_rejects_invalid_struct)
 	struct upg_runtime *rt = sentinel;	/* must stay as is on failure */
 	struct upg_options o;
 
+	t_log_capture();
 	t_options_default(&o);
 	o.block_size = 3000;
 	cr_assert_eq(upg_runtime_create(&o, &rt), -EINVAL);
 	cr_assert_eq(rt, sentinel, "*out was written on failure");
+	cr_assert(t_log_contains("UPAGER_BLOCK_SIZE"));
 
 	t_options_default(&o);
 	o.block_size = 4u << 20;
