@@ -66,7 +66,7 @@ static bool fill_block(struct upg_runtime *rt, struct upg_counters *c,
 		       uintptr_t start, uintptr_t end, uintptr_t fault_page,
 		       bool write)
 {
-	bool zeropage = !write && (rt->uffd.features & UPG_FEAT_ZEROPAGE);
+	bool zeropage = !write && (upg_runtime_features(rt) & UPG_FEAT_ZEROPAGE);
 	bool any;
 	size_t done;
 	int ret;

@@ -323,3 +323,43 @@ Test(lifecycle, sigbus_outside_regions_goes_to_the_previous_handler)
 	touch_and_check(rt);	/* and ours still works */
 	upg_runtime_destroy(rt);
 }
+
+Test(lifecycle, sigbus_mode_without_the_feature_is_refused)
+{
+	struct upg_runtime *rt = NULL;
+	struct upg_options o;
+	int ret;
+
+	t_options_default(&o);
+	o.fault_mode = UPG_FAULT_SIGBUS;
+	o.features &= ~UPG_FEAT_SIGBUS;
+	ret = upg_runtime_create(&o, &rt);
+	if (ret == -EPERM || ret == -ENOSYS)
+		cr_skip_test("userfaultfd not available here");
+	cr_assert_eq(ret, -EOPNOTSUPP);
+	cr_assert_null(rt);
+}
+
+/* A process without the right gets -EPERM and a message naming the fixes. */
+Test(lifecycle, unprivileged_process_gets_eperm_with_the_fix)
+{
+	struct upg_runtime *rt = NULL;
+	FILE *f = fopen("/proc/sys/vm/unprivileged_userfaultfd", "r");
+	int allowed = 1;
+
+	if (f) {
+		if (fscanf(f, "%d", &allowed) != 1)
+			allowed = 1;
+		fclose(f);
+	}
+	if (geteuid() != 0 || allowed)
+		cr_skip_test("needs root and vm.unprivileged_userfaultfd=0");
+	/* This test runs in its own process: dropping root is for good. */
+	cr_assert_eq(setgid(65534), 0);
+	cr_assert_eq(setuid(65534), 0);
+	t_log_capture();
+	cr_assert_eq(upg_runtime_create(NULL, &rt), -EPERM);
+	cr_assert_null(rt);
+	cr_assert(t_log_contains("vm.unprivileged_userfaultfd=1"));
+	cr_assert(t_log_contains("/dev/userfaultfd"));
+}
