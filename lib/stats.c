@@ -11,7 +11,7 @@
 #define SUB_BITS	4
 #define SUB		(1u << SUB_BITS)
 
-unsigned int upg_lat_bucket(uint64_t ns)
+UPG_API unsigned int upg_lat_bucket(uint64_t ns)
 {
 	unsigned int e, idx;
 

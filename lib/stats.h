@@ -40,7 +40,6 @@ static inline void upg_stat_add(struct upg_counters *c, enum upg_stat s,
 
 #define upg_stat_inc(c, name) upg_stat_add((c), UPG_STAT_##name, 1)
 
-unsigned int upg_lat_bucket(uint64_t ns);
 void upg_lat_record(struct upg_counters *c, uint64_t ns);
 
 /* Add @c into @st (fields and histogram). */

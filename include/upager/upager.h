@@ -187,6 +187,9 @@ struct upg_stats {
  */
 UPG_API int upg_stats_get(struct upg_runtime *rt, struct upg_stats *st);
 
+/* The histogram bucket of a latency in ns (for callers' own histograms). */
+UPG_API unsigned int upg_lat_bucket(uint64_t ns);
+
 /* Lowest latency, in ns, that falls into histogram bucket @i. */
 UPG_API uint64_t upg_lat_bucket_ns(unsigned int i);
 

@@ -38,8 +38,17 @@ void bench_rng_seed(struct bench_rng *r, uint64_t seed);
 uint64_t bench_rng_next(struct bench_rng *r);
 double bench_rng_double(struct bench_rng *r);	/* in [0, 1) */
 
+/*
+ * sum_{k=1..n} k^-theta: zipf's normaliser, O(1) for large n (Euler-Maclaurin
+ * beyond a few thousand terms, see dist.c). Exposed for the tests.
+ */
+double bench_zeta(uint64_t n, double theta);
+
 /* The next unit, in [0, d->n). */
 uint64_t bench_dist_next(const struct bench_dist *d, struct bench_rng *r);
+
+/* The unit that rank @rank (0 = most popular) is scattered to. */
+uint64_t bench_dist_scatter(const struct bench_dist *d, uint64_t rank);
 
 /*
  * The rank (0 = most popular) a unit has, i.e. the inverse of the scatter:

@@ -71,7 +71,7 @@ void bench_job_defaults(struct bench_job *job);
 
 /*
  * Set one key from its text, as in a job file or "--key=value". Returns 0,
- * or -EINVAL / -ENOENT (unknown key) with a message in @err (no file or
+ * or -EINVAL / -ENOENT (unknown key) with "key: why" in @err (no file or
  * line: the caller adds those). Flags such as time_based take value NULL.
  */
 int bench_job_set(struct bench_job *job, const char *key, const char *value,
@@ -90,8 +90,9 @@ uint64_t bench_job_budget(const struct bench_job *job);
  * Parse a job file: [global] applies to every job that follows; each other
  * section is a job. @overrides (NULL-terminated "key=value" strings, from
  * the command line) apply after the file, to every job. On error returns
- * -EINVAL with "FILE:LINE: key: why" in @err. On success *@jobs is a
- * malloc'd array of *@nr_jobs finished jobs.
+ * -EINVAL with "FILE:LINE: key: why" in @err (-errno if the file cannot be
+ * read). On success *@jobs is a malloc'd array of *@nr_jobs finished jobs.
+ * @path NULL: one job, "cmdline", from the defaults and @overrides.
  */
 int bench_job_parse_file(const char *path, const char *const *overrides,
 			 struct bench_job **jobs, size_t *nr_jobs,

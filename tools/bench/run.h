@@ -1,0 +1,57 @@
+/*
+ * Running one job under one engine, inside a child process of its own (so
+ * each engine starts from a fresh address space and, for the kernel
+ * engines, lives inside the benchmark's memory cgroup). The child maps the
+ * region, populates it with the job's content, runs the timed phase and
+ * hands a struct bench_result back to the parent through a pipe.
+ */
+#ifndef UPG_BENCH_RUN_H
+#define UPG_BENCH_RUN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <upager/upager.h>
+
+#include "job.h"
+
+#define BENCH_NOTE_MAX	256
+
+struct bench_result {
+	enum bench_engine engine;
+	int status;		/* 0, or -errno: the run failed (see note) */
+	bool skipped;		/* the engine could not run here (see note) */
+	char note[BENCH_NOTE_MAX];
+	uint64_t size, budget;	/* bytes; budget as the engine applied it */
+	uint64_t ops;		/* accesses in the timed phase */
+	uint64_t bytes;		/* ... times bs */
+	double populate_sec, run_sec;
+	double cpu_sec;		/* the child's user + system time, timed phase */
+	double sys_busy_pct;	/* all CPUs, from /proc/stat, timed phase */
+	uint64_t faults;	/* major faults (kernel) or upager faults */
+	/* Sampled single accesses, ns, in upg_lat_bucket() buckets. */
+	uint64_t lat_hist[UPG_LAT_BUCKETS];
+	uint64_t lat_min, lat_max, lat_samples;
+	/* RAM at the end of the timed phase, bytes (see FAIRNESS in the man page). */
+	uint64_t ram_resident;	/* resident pages of the process or cgroup */
+	uint64_t ram_store;	/* compressed store (zram pool, upager zpool) */
+	uint64_t ram_meta;	/* page tables, upager state tables */
+	double compr_ratio;	/* 0: not known */
+};
+
+/* One access in this many is timed for the latency histogram. */
+#define BENCH_LAT_SAMPLE	16
+
+/*
+ * Run @job under @engine in this (child) process, with @budget bytes as
+ * the resident limit the engine applies (the kernel engines' limit is set
+ * by the parent's cgroup; upager's by its options). Fills @res. @progress:
+ * print a live progress line to stderr.
+ */
+void bench_run(const struct bench_job *job, enum bench_engine engine,
+	       struct bench_result *res, bool progress);
+
+/* The @q quantile (0..1) of the sampled access latencies, ns. */
+uint64_t bench_lat_quantile_ns(const struct bench_result *res, double q);
+
+#endif
