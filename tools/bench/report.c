@@ -122,9 +122,11 @@ void bench_report_text(FILE *f, const struct bench_outcome *o)
 
 		if (o->order[i] == base || !usable(o, o->order[i]))
 			continue;
-		fprintf(f, " %s %.2fx %.2fx;", bench_engine_name(r->engine),
+		fprintf(f, " %s %.2fx %.2fx%s;", bench_engine_name(r->engine),
 			bench_ops_per_sec(r) / bench_ops_per_sec(&o->res[base]),
-			(double)bench_ram_total(r) / (double)bench_ram_total(&o->res[base]));
+			(double)bench_ram_total(r) / (double)bench_ram_total(&o->res[base]),
+			/* A ratio against a limited engine is no like-for-like. */
+			r->budget > o->res[base].budget ? " (larger budget)" : "");
 	}
 	fprintf(f, "\n");
 }
@@ -247,7 +249,7 @@ int bench_report_plot(const char *path, const struct bench_outcome *o, size_t nr
 			if (usable(&o[i], o[i].order[k]))
 				plot_cdf_data(g, &o[i].res[o[i].order[k]]);
 	fprintf(g, "unset logscale x\nset xlabel ''\nset ylabel 'ops/s'\nset title 'throughput'\n"
-		"set style fill solid\nset boxwidth 0.6\nset xtics rotate by -30\n"
+		"set yrange [0:*]\nset style fill solid\nset boxwidth 0.6\nset xtics rotate by -30\n"
 		"plot '-' using 0:2:xtic(1) with boxes notitle\n");
 	for (size_t i = 0; i < nr; i++)
 		for (unsigned int k = 0; k < o[i].nr; k++)

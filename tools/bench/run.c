@@ -388,7 +388,8 @@ static uint8_t *make_pool(const struct bench_job *job)
 }
 
 void bench_run(const struct bench_job *job, enum bench_engine e,
-	       struct bench_result *res, bool progress)
+	       struct bench_result *res, bool progress,
+	       void (*measured)(struct bench_result *res, void *arg), void *arg)
 {
 	struct upg_stats st = { .size = sizeof(st) };
 	struct target t;
@@ -402,12 +403,16 @@ void bench_run(const struct bench_job *job, enum bench_engine e,
 	pool = make_pool(job);
 	if (!pool) {
 		res->status = -ENOMEM;
+		if (measured)
+			measured(res, arg);
 		return;
 	}
 	res->status = target_map(job, e, &t, res);
 	if (res->status) {
 		snprintf(res->note, sizeof(res->note), "cannot map the region: %s",
 			 strerror(-res->status));
+		if (measured)
+			measured(res, arg);
 		goto out;
 	}
 	t0 = now_ns();
@@ -425,6 +430,8 @@ void bench_run(const struct bench_job *job, enum bench_engine e,
 		/* Its state tables are in VmRSS already: mapped by the process. */
 		res->faults = st.faults - populate_faults;
 	}
+	if (measured)
+		measured(res, arg);
 	target_unmap(job, &t);
 out:
 	free(pool);

@@ -43,13 +43,15 @@ struct bench_result {
 #define BENCH_LAT_SAMPLE	16
 
 /*
- * Run @job under @engine in this (child) process, with @budget bytes as
- * the resident limit the engine applies (the kernel engines' limit is set
- * by the parent's cgroup; upager's by its options). Fills @res. @progress:
- * print a live progress line to stderr.
+ * Run @job under @engine in this (child) process; the kernel engines'
+ * limit is the parent's cgroup, upager's its options. Fills @res. With
+ * @progress, a live progress line goes to stderr. @measured (may be NULL)
+ * is called with the results while the region is still mapped, so the
+ * parent can read the cgroup's and zram's usage as they were.
  */
 void bench_run(const struct bench_job *job, enum bench_engine engine,
-	       struct bench_result *res, bool progress);
+	       struct bench_result *res, bool progress,
+	       void (*measured)(struct bench_result *res, void *arg), void *arg);
 
 /* The @q quantile (0..1) of the sampled access latencies, ns. */
 uint64_t bench_lat_quantile_ns(const struct bench_result *res, double q);
