@@ -18,7 +18,9 @@ def cell(r, key, fmt="{:.0f}"):
 def ratio(a, b, key):
     if not a or not b or a["status"] != "ok" or b["status"] != "ok" or not b[key]:
         return "-"
-    return "{:.2f}".format(a[key] / b[key])
+    text = "{:.2f}".format(a[key] / b[key])
+    # A ratio against an engine held to a smaller budget compares nothing.
+    return "({})*".format(text) if a["budget_bytes"] > b["budget_bytes"] else text
 
 
 def p99(r):
@@ -51,6 +53,9 @@ def main(path):
         print()
         for n in sorted(notes):
             print("- " + n)
+    print()
+    print("(x)* : the engine ran with a larger resident budget than kernel-zram: "
+          "not a like-for-like ratio.")
 
 
 if __name__ == "__main__":
