@@ -43,7 +43,7 @@ static const struct opt_desc opt_table[] = {
 	{ "VERBOSE",        OPT_BOOL,      OPT_AT(verbose),        "log options and features at start", 0, 0, false },
 };
 
-int upg_parse_size(const char *s, uint64_t *out)
+UPG_API int upg_parse_size(const char *s, uint64_t *out)
 {
 	unsigned long long v;
 	unsigned int shift = 0;
@@ -61,9 +61,11 @@ int upg_parse_size(const char *s, uint64_t *out)
 	case 'G': shift = 30; end++; break;
 	case 'T': shift = 40; end++; break;
 	}
-	/* Accept "64K" and "64KiB", nothing else after the number. */
+	/* "64K", "64KB" (binary, as fio reads it) and "64KiB"; nothing else. */
 	if (shift && (end[0] == 'i' || end[0] == 'I') && toupper((unsigned char)end[1]) == 'B')
 		end += 2;
+	else if (shift && toupper((unsigned char)end[0]) == 'B')
+		end++;
 	if (*end || (shift && v > (UINT64_MAX >> shift)))
 		return -EINVAL;
 	*out = (uint64_t)v << shift;

@@ -12,8 +12,6 @@
 
 #include <upager/upager.h>
 
-/* Parse "64K", "2M", "4096" (binary suffixes K M G T). */
-int upg_parse_size(const char *s, uint64_t *out);
 int upg_parse_bool(const char *s, bool *out);
 
 /* Check the fields that cannot be checked one by one. */

@@ -269,7 +269,7 @@ Test(options, bad_block_size_warns_keeps_default_and_applies_the_rest)
 		"4M", "1K", "0",		/* out of 4K..2M */
 		"", "64X", "-4K", "+64K", " 64K", "0x1000",
 		"99999999999999999999",		/* overflows strtoull */
-		"64K junk", "64KB", "64Ki",
+		"64K junk", "64KBB", "64Ki",
 	};
 	struct upg_options want = defaults();
 
@@ -484,6 +484,7 @@ Test(options, parse_size_takes_binary_suffixes)
 		{ "5T", 5ull << 40 }, { "5t", 5ull << 40 },
 		{ "64KiB", 64ull << 10 }, { "64kib", 64ull << 10 }, { "2MiB", 2ull << 20 },
 		{ "1GiB", 1ull << 30 }, { "1TiB", 1ull << 40 },
+		{ "64KB", 64ull << 10 }, { "64Kb", 64ull << 10 }, { "2MB", 2ull << 20 },
 		{ "18446744073709551615", UINT64_MAX },
 		{ "17179869183G", UINT64_MAX - (1ull << 30) + 1 },	/* 2^34 - 1 G */
 		{ "16777215T", UINT64_MAX - (1ull << 40) + 1 },		/* 2^24 - 1 T */
@@ -521,7 +522,7 @@ Test(options, parse_size_rejects_anything_but_a_number_and_a_suffix)
 {
 	static const char *const bad[] = {
 		"", "K", "64X", "64K junk", "64 K", " 64", "64 ", "+64", "-4K",
-		"1.5M", "0x10", "64KK", "64KB", "64Kb", "64Ki", "64KiBx", "64iB",
+		"1.5M", "0x10", "64KK", "64KBB", "64KBiB", "64Ki", "64KiBx", "64iB",
 		"4096B", "64P",
 	};
 

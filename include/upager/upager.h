@@ -91,6 +91,13 @@ UPG_API int upg_options_init(struct upg_options *opts);
 UPG_API int upg_options_set(struct upg_options *opts, const char *name,
 			    const char *value);
 
+/*
+ * Parse a size as UPAGER_* variables take it: "4096", "64K", "64KB",
+ * "64KiB", "2M", "1G", "1T" (always binary). 0, or -EINVAL for anything
+ * else, including overflow. Tools use it so every size reads the same.
+ */
+UPG_API int upg_parse_size(const char *s, uint64_t *out);
+
 struct upg_runtime;
 struct upg_region;
 

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <upager/upager.h>
+
 #include "job.h"
 
 #define PAGE_SIZE_BYTES	4096u
@@ -96,32 +98,6 @@ static int parse_u64(const char *s, const char **end, uint64_t *out)
 		return -EINVAL;
 	*end = e;
 	*out = v;
-	return 0;
-}
-
-/* Bytes: "4096", "64K", "64KB", "64KiB"; k/m/g/t are binary, as fio's default. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	unsigned int shift = 0;
-	const char *end;
-	uint64_t v;
-
-	if (parse_u64(s, &end, &v))
-		return -EINVAL;
-	switch (toupper((unsigned char)*end)) {
-	case 'K': shift = 10; end++; break;
-	case 'M': shift = 20; end++; break;
-	case 'G': shift = 30; end++; break;
-	case 'T': shift = 40; end++; break;
-	}
-	if (shift && toupper((unsigned char)end[0]) == 'I' &&
-	    toupper((unsigned char)end[1]) == 'B')
-		end += 2;
-	else if (shift && toupper((unsigned char)end[0]) == 'B')
-		end++;
-	if (*end || (shift && v > (UINT64_MAX >> shift)))
-		return -EINVAL;
-	*out = v << shift;
 	return 0;
 }
 
@@ -246,7 +222,7 @@ static int set_size(struct bench_job *job, const char *v, char *why, size_t len)
 	uint64_t size;
 
 	(void)why, (void)len;
-	if (parse_size(v, &size) || !size)
+	if (upg_parse_size(v, &size) || !size)
 		return -EINVAL;
 	job->size = size;
 	return 0;
@@ -257,7 +233,7 @@ static int set_bs(struct bench_job *job, const char *v, char *why, size_t len)
 	uint64_t bs;
 
 	(void)why, (void)len;
-	if (parse_size(v, &bs) || bs < BS_MIN || bs > BS_MAX || (bs & (bs - 1)))
+	if (upg_parse_size(v, &bs) || bs < BS_MIN || bs > BS_MAX || (bs & (bs - 1)))
 		return -EINVAL;
 	job->bs = bs;
 	return 0;
@@ -427,7 +403,7 @@ static int set_budget(struct bench_job *job, const char *v, char *why,
 		job->budget = 0;
 		return 0;
 	}
-	if (parse_size(v, &bytes))
+	if (upg_parse_size(v, &bytes))
 		return -EINVAL;
 	job->budget_is_pct = false;
 	job->budget_pct = 0;
