@@ -78,8 +78,12 @@ void upg_blocks_set(struct upg_region *r, uintptr_t start, uintptr_t end,
 
 /* fault.c */
 extern const struct upg_uffd_ops upg_fault_ops;
-void upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
-		      uintptr_t addr, bool write);
+/*
+ * Resolve a fault at @addr. An address in no region is zero-filled with
+ * @fill_unknown, else left alone; returns false if it was left alone.
+ */
+bool upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
+		      uintptr_t addr, bool write, bool fill_unknown);
 
 /* sigbus.c */
 int upg_sigbus_attach(struct upg_runtime *rt);

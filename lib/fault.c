@@ -158,19 +158,21 @@ static void fault_in_extent(const struct upg_extent *e, struct upg_counters *c,
 	}
 }
 
-void upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
-		      uintptr_t addr, bool write)
+bool upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
+		      uintptr_t addr, bool write, bool fill_unknown)
 {
 	const struct upg_extent *e;
 
-	upg_stat_inc(c, faults);
-	if (!write)
-		upg_stat_inc(c, faults_read);
 	pthread_rwlock_rdlock(&rt->lock);
 	e = upg_extent_find(rt, addr);
+	if (e || fill_unknown) {
+		upg_stat_inc(c, faults);
+		if (!write)
+			upg_stat_inc(c, faults_read);
+	}
 	if (e) {
 		fault_in_extent(e, c, addr, write);
-	} else {
+	} else if (fill_unknown) {
 		/*
 		 * Registered memory we do not track: a region being destroyed,
 		 * or one grown by mremap. Zeros are what the kernel would give.
@@ -179,12 +181,14 @@ void upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
 		fill_page(rt, c, addr & ~(PAGE - 1), write);
 	}
 	pthread_rwlock_unlock(&rt->lock);
+	return e || fill_unknown;
 }
 
 static void on_fault(void *ctx, struct upg_counters *c, uintptr_t addr,
 		     bool write)
 {
-	upg_fault_handle(ctx, c, addr, write);
+	/* The kernel sent it: the address is registered with our uffd. */
+	upg_fault_handle(ctx, c, addr, write, true);
 }
 
 void upg_blocks_set(struct upg_region *r, uintptr_t start, uintptr_t end,

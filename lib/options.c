@@ -72,7 +72,7 @@ UPG_API int upg_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-int upg_parse_bool(const char *s, bool *out)
+UPG_API int upg_parse_bool(const char *s, bool *out)
 {
 	static const char *const yes[] = { "1", "on", "yes", "true" };
 	static const char *const no[] = { "0", "off", "no", "false" };

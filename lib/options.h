@@ -12,7 +12,6 @@
 
 #include <upager/upager.h>
 
-int upg_parse_bool(const char *s, bool *out);
 
 /* Check the fields that cannot be checked one by one. */
 int upg_options_validate(const struct upg_options *opts);

@@ -35,16 +35,6 @@ static bool is_write_fault(const ucontext_t *uc)
 #endif
 }
 
-static bool in_some_region(struct upg_runtime *rt, uintptr_t addr)
-{
-	bool found;
-
-	pthread_rwlock_rdlock(&rt->lock);
-	found = upg_extent_find(rt, addr) != NULL;
-	pthread_rwlock_unlock(&rt->lock);
-	return found;
-}
-
 static void chain(int sig, siginfo_t *si, void *uc)
 {
 	if (old_action.sa_flags & SA_SIGINFO) {
@@ -66,13 +56,18 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 	struct upg_counters *c;
 	uint64_t t0;
 
-	if (!rt || si->si_code != BUS_ADRERR || !in_some_region(rt, addr)) {
+	if (!rt || si->si_code != BUS_ADRERR) {
 		chain(sig, si, uc);
 		return;
 	}
 	c = upg_shared_counters(rt);
 	t0 = upg_now_ns();
-	upg_fault_handle(rt, c, addr, is_write_fault(uc));
+	/* One lookup: not ours means someone else's SIGBUS. */
+	if (!upg_fault_handle(rt, c, addr, is_write_fault(uc), false)) {
+		errno = saved_errno;
+		chain(sig, si, uc);
+		return;
+	}
 	upg_lat_record(c, upg_now_ns() - t0);
 	errno = saved_errno;
 }

@@ -98,6 +98,9 @@ UPG_API int upg_options_set(struct upg_options *opts, const char *name,
  */
 UPG_API int upg_parse_size(const char *s, uint64_t *out);
 
+/* A boolean as UPAGER_* variables take it: 1/0, on/off, yes/no, true/false. */
+UPG_API int upg_parse_bool(const char *s, bool *out);
+
 struct upg_runtime;
 struct upg_region;
 

@@ -153,22 +153,14 @@ static int parse_time_ms(const char *s, uint64_t *out)
 }
 
 /* The booleans STYLE.md lists; a bare flag (NULL) is true. */
+/* A bare flag ("time_based") is true; a value reads as UPAGER_* booleans. */
 static int parse_bool(const char *s, bool *out)
 {
-	static const char *const yes[] = { "1", "on", "yes", "true" };
-	static const char *const no[] = { "0", "off", "no", "false" };
-
 	if (!s) {
 		*out = true;
 		return 0;
 	}
-	for (size_t i = 0; i < ARRAY_LEN(yes); i++) {
-		if (!strcasecmp(s, yes[i]) || !strcasecmp(s, no[i])) {
-			*out = !strcasecmp(s, yes[i]);
-			return 0;
-		}
-	}
-	return -EINVAL;
+	return upg_parse_bool(s, out);
 }
 
 static int parse_name(const char *s, const char *const *names, size_t nr)
