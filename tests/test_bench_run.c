@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "helpers.h"
 
@@ -67,6 +68,36 @@ Test(bench_run, loops_without_runtime_end_after_the_passes, .timeout = 120)
 	cr_assert_eq(sh(cmd, out, sizeof(out)), 0);
 	/* 3 passes of 1024 pages, counted in batches of 256 per thread. */
 	cr_assert_eq(strtoull(out, NULL, 10), 3 * 1024, "ops: %s", out);
+}
+
+/*
+ * --keep-region: jobs a and b agree on size, content and budget and share
+ * one populated region; c has other content and gets its own. Each prints
+ * name, engine, reused, populate_sec > 0, ops > 0.
+ */
+Test(bench_run, keep_region_populates_once_per_group, .timeout = 120)
+{
+	char dir[] = "/tmp/upg-bench-XXXXXX", path[64], cmd[1024], out[4096];
+	FILE *f;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/jobs.fio", dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("[global]\nsize=4M\nloops=1\nbudget=50%\n[a]\nrw=read\ncontent=text\n"
+	      "[c]\nrw=read\ncontent=zero\n[b]\nrw=randwrite\ncontent=text\n", f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "%s --keep-region --compare=ram,upager "
+		 "--output-format=json %s | python3 -c 'import json,sys\n"
+		 "for r in json.load(sys.stdin)[\"results\"]:\n"
+		 "  print(r[\"job\"],r[\"engine\"],r[\"region_reused\"],"
+		 "r[\"populate_sec\"]>0,r[\"ops\"]>0)'", bench(), path);
+	cr_assert_eq(sh(cmd, out, sizeof(out)), 0, "output: %s", out);
+	cr_assert_str_eq(out, "a ram False True True\na upager False True True\n"
+			 "c ram False True True\nc upager False True True\n"
+			 "b ram True False True\nb upager True False True\n");
+	unlink(path);
+	rmdir(dir);
 }
 
 Test(bench_run, text_report_names_every_engine_and_the_ratio, .timeout = 120)

@@ -30,6 +30,7 @@ struct cli {
 	const char *output;		/* NULL: stdout */
 	const char *plot;
 	const char *swap_dir;		/* kernel-swapfile's file goes here */
+	bool keep_region;		/* jobs that agree share one populated region */
 };
 
 static void usage(FILE *f)
@@ -37,7 +38,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: upager-bench [--KEY=VALUE ...] [--compare=ENGINE,...]\n"
 		"                    [--output-format=normal|json] [--output=FILE]\n"
-		"                    [--plot=FILE.svg|FILE.png] [--swap-dir=DIR] [JOBFILE ...]\n"
+		"                    [--plot=FILE.svg|FILE.png] [--swap-dir=DIR] [--keep-region]\n"
+		"                    [JOBFILE ...]\n"
 		"Job keys (fio's names): size bs rw rwmixread random_distribution numjobs\n"
 		"runtime ramp_time time_based loops randseed name; ours: budget content engine.\n"
 		"Engines: ram kernel-zram kernel-swapfile upager. See upager-bench(1).\n");
@@ -88,6 +90,8 @@ static int parse_cli(int argc, char **argv, struct cli *c, char *err, size_t len
 			c->output = a + 9;
 		} else if (!strncmp(a, "--plot=", 7)) {
 			c->plot = a + 7;
+		} else if (!strcmp(a, "--keep-region")) {
+			c->keep_region = true;
 		} else if (!strncmp(a, "--swap-dir=", 11)) {
 			c->swap_dir = a + 11;
 		} else if (!strncmp(a, "--", 2) && a[2]) {
@@ -158,9 +162,9 @@ static void child_measured(struct bench_result *res, void *arg)
 		_exit(1);
 }
 
-/* The child: wait for the go, run, report, exit. */
-static void child(const struct bench_job *job, enum bench_engine e, int go,
-		  int out, bool progress)
+/* The child: wait for the go, run the group, report each job, exit. */
+static void child(const struct bench_job *const *jobs, size_t nr,
+		  enum bench_engine e, int go, int out, bool progress)
 {
 	struct bench_result *res = malloc(sizeof(*res));
 	struct child_pipes p = { go, out };
@@ -168,7 +172,7 @@ static void child(const struct bench_job *job, enum bench_engine e, int go,
 
 	if (!res || read(go, &byte, 1) != 1)
 		_exit(1);
-	bench_run(job, e, res, progress, child_measured, &p);
+	bench_run_group(jobs, nr, e, res, progress, child_measured, &p);
 	_exit(0);
 }
 
@@ -185,17 +189,33 @@ static void fill_kernel_ram(struct bench_kernel_env *env, struct bench_result *r
 		r->compr_ratio = (double)u.zram_orig_bytes / (double)u.zram_compr_bytes;
 }
 
-static void run_in_child(const struct bench_job *job, enum bench_engine e,
-			 struct bench_kernel_env *env, struct bench_result *r,
-			 bool progress)
+static void mark_died(struct bench_result *r, enum bench_engine e, int ret,
+		      bool signalled)
+{
+	memset(r, 0, sizeof(*r));
+	r->engine = e;
+	r->status = ret;
+	snprintf(r->note, sizeof(r->note), "the run died (%s%s)", strerror(-ret),
+		 signalled ? ", killed by a signal" : "");
+}
+
+/*
+ * One child runs the group's jobs one after the other; the parent reads
+ * each job's result (and the cgroup's usage, while the child still holds
+ * its memory), then lets it go on.
+ */
+static void run_in_child(const struct bench_job *const *jobs, size_t nr,
+			 enum bench_engine e, struct bench_kernel_env *env,
+			 struct bench_result **res, bool progress)
 {
 	int go[2], out[2], status = 0;
+	size_t done = 0;
 	pid_t pid;
 	int ret;
 
 	if (pipe(go) || pipe(out)) {
-		r->status = -errno;
-		snprintf(r->note, sizeof(r->note), "pipe: %s", strerror(errno));
+		for (size_t k = 0; k < nr; k++)
+			mark_died(res[k], e, -errno, false);
 		return;
 	}
 	fflush(NULL);
@@ -203,59 +223,63 @@ static void run_in_child(const struct bench_job *job, enum bench_engine e,
 	if (pid == 0) {
 		close(go[1]);
 		close(out[0]);
-		child(job, e, go[0], out[1], progress);
+		child(jobs, nr, e, go[0], out[1], progress);
 	}
 	close(go[0]);
 	close(out[1]);
 	ret = pid < 0 ? -errno : env ? bench_kernel_enter(env, pid) : 0;
-	if (!ret && write(go[1], "g", 1) != 1)
-		ret = -errno;
-	if (!ret)
-		ret = read_full(out[0], r, sizeof(*r));
-	if (!ret && env)
-		fill_kernel_ram(env, r);
+	while (!ret && done < nr) {
+		if (write(go[1], "g", 1) != 1)
+			ret = -errno;
+		else
+			ret = read_full(out[0], res[done], sizeof(*res[done]));
+		if (!ret && env)
+			fill_kernel_ram(env, res[done]);
+		done += !ret;
+	}
 	close(go[1]);		/* lets the child exit */
 	close(out[0]);
 	if (pid > 0 && waitpid(pid, &status, 0) == pid && !ret &&
 	    !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
 		ret = -ECHILD;
-	if (ret) {
-		memset(r, 0, sizeof(*r));
-		r->engine = e;
-		r->status = ret;
-		snprintf(r->note, sizeof(r->note), "the run died (%s%s)", strerror(-ret),
-			 pid > 0 && WIFSIGNALED(status) ? ", killed by a signal" : "");
-	}
+	for (size_t k = ret ? done : nr; k < nr; k++)
+		mark_died(res[k], e, ret, pid > 0 && WIFSIGNALED(status));
 }
 
-static void run_engine(const struct cli *c, const struct bench_job *job,
-		       enum bench_engine e, struct bench_result *r, bool progress)
+static void run_engine(const struct cli *c, const struct bench_job *const *jobs,
+		       size_t nr, enum bench_engine e, struct bench_result **res,
+		       bool progress)
 {
 	struct bench_kernel_env *env = NULL;
 	char why[BENCH_NOTE_MAX];
 
-	memset(r, 0, sizeof(*r));
-	r->engine = e;
+	for (size_t k = 0; k < nr; k++) {
+		memset(res[k], 0, sizeof(*res[k]));
+		res[k]->engine = e;
+	}
 	if (is_kernel(e)) {
 		int ret = bench_kernel_check(e, why, sizeof(why));
 
 		if (!ret)
-			ret = bench_kernel_setup(e, bench_job_budget(job), job->size,
+			ret = bench_kernel_setup(e, bench_job_budget(jobs[0]), jobs[0]->size,
 						 c->swap_dir, &env, why, sizeof(why));
 		if (ret) {
-			r->skipped = true;
-			snprintf(r->note, sizeof(r->note), "%s", why);
+			for (size_t k = 0; k < nr; k++) {
+				res[k]->skipped = true;
+				snprintf(res[k]->note, sizeof(res[k]->note), "%s", why);
+			}
 			return;
 		}
 	}
-	run_in_child(job, e, env, r, progress);
+	run_in_child(jobs, nr, e, env, res, progress);
 	bench_kernel_teardown(env);
 }
 
-static void run_job(const struct cli *c, const struct bench_job *job,
-		    struct bench_outcome *o, bool progress)
+static void plan_engines(const struct cli *c, const struct bench_job *job,
+			 struct bench_outcome *o)
 {
 	o->job = job;
+	o->nr = 0;
 	if (c->nr_compare) {
 		for (unsigned int i = 0; i < c->nr_compare; i++)
 			o->order[o->nr++] = c->compare[i];
@@ -264,10 +288,59 @@ static void run_job(const struct cli *c, const struct bench_job *job,
 			if (job->engines & (1u << e))
 				o->order[o->nr++] = (enum bench_engine)e;
 	}
-	for (unsigned int i = 0; i < o->nr; i++) {
-		run_engine(c, job, o->order[i], &o->res[o->order[i]], progress);
-		o->ran |= 1u << o->order[i];
+}
+
+/*
+ * Jobs that can share one populated region (--keep-region): same size,
+ * content, seed, budget and engines. Their access pattern, mix, threads
+ * and times may differ.
+ */
+static bool same_region(const struct bench_job *a, const struct bench_job *b)
+{
+	return a->size == b->size && a->content == b->content &&
+	       a->seed == b->seed && a->engines == b->engines &&
+	       bench_job_budget(a) == bench_job_budget(b);
+}
+
+/*
+ * Run job @first and, with --keep-region, every later job that shares its
+ * region, under each engine; mark them done. Returns how many ran.
+ */
+static size_t run_group(const struct cli *c, const struct bench_job *jobs,
+			size_t nr_jobs, size_t first, bool *done,
+			struct bench_outcome *outcomes, bool progress)
+{
+	const struct bench_job **group = calloc(nr_jobs, sizeof(*group));
+	struct bench_result **res = calloc(nr_jobs, sizeof(*res));
+	size_t *idx = calloc(nr_jobs, sizeof(*idx));
+	size_t nr = 0;
+
+	if (!group || !res || !idx) {
+		fprintf(stderr, "upager-bench: out of memory\n");
+		exit(1);
 	}
+	for (size_t j = first; j < nr_jobs; j++) {
+		if (done[j] || (j != first && !(c->keep_region &&
+						same_region(&jobs[first], &jobs[j]))))
+			continue;
+		done[j] = true;
+		idx[nr] = j;
+		group[nr++] = &jobs[j];
+		plan_engines(c, &jobs[j], &outcomes[j]);
+	}
+	for (unsigned int i = 0; i < outcomes[first].nr; i++) {
+		enum bench_engine e = outcomes[first].order[i];
+
+		for (size_t k = 0; k < nr; k++) {
+			res[k] = &outcomes[idx[k]].res[e];
+			outcomes[idx[k]].ran |= 1u << e;
+		}
+		run_engine(c, group, nr, e, res, progress);
+	}
+	free(group);
+	free(res);
+	free(idx);
+	return nr;
 }
 
 int main(int argc, char **argv)
@@ -277,7 +350,7 @@ int main(int argc, char **argv)
 	struct bench_job *jobs;
 	char err[ERR_MAX] = "";
 	size_t nr_jobs;
-	bool progress;
+	bool progress, *done, *shown;
 	FILE *out = stdout;
 	int failed = 0;
 
@@ -297,13 +370,23 @@ int main(int argc, char **argv)
 	outcomes = calloc(nr_jobs, sizeof(*outcomes));
 	if (!outcomes)
 		return 1;
+	done = calloc(nr_jobs, sizeof(*done));
+	shown = calloc(nr_jobs, sizeof(*shown));
+	if (!done || !shown)
+		return 1;
 	for (size_t i = 0; i < nr_jobs; i++) {
-		run_job(&c, &jobs[i], &outcomes[i], progress);
-		if (!c.json)
-			bench_report_text(out, &outcomes[i]);
+		if (done[i])
+			continue;
+		run_group(&c, jobs, nr_jobs, i, done, outcomes, progress);
+		for (size_t j = i; j < nr_jobs && !c.json; j++)
+			if (done[j] && !shown[j]) {
+				bench_report_text(out, &outcomes[j]);
+				shown[j] = true;
+			}
+	}
+	for (size_t i = 0; i < nr_jobs; i++)
 		for (unsigned int k = 0; k < outcomes[i].nr; k++)
 			failed |= outcomes[i].res[outcomes[i].order[k]].status != 0;
-	}
 	if (c.json)
 		bench_report_json(out, outcomes, nr_jobs);
 	if (c.plot && bench_report_plot(c.plot, outcomes, nr_jobs))

@@ -83,9 +83,13 @@ static void print_engine(FILE *f, const struct bench_job *j, const struct bench_
 		fprintf(f, " %s: %s\n", r->skipped ? "skipped" : "FAILED", r->note);
 		return;
 	}
-	fprintf(f, " ops/s=%.0f, BW=%.1fMB/s (%llu ops in %.2fs; populate %.2fs)\n",
+	fprintf(f, " ops/s=%.0f, BW=%.1fMB/s (%llu ops in %.2fs; ",
 		bench_ops_per_sec(r), (double)r->bytes / r->run_sec / 1e6,
-		(unsigned long long)r->ops, r->run_sec, r->populate_sec);
+		(unsigned long long)r->ops, r->run_sec);
+	if (r->region_reused)
+		fprintf(f, "region kept from the job before)\n");
+	else
+		fprintf(f, "populate %.2fs)\n", r->populate_sec);
 	fprintf(f, "    lat (usec, 1 in %d sampled): min=%.2f, p50=%.2f, p90=%.2f, "
 		"p99=%.2f, p99.9=%.2f, max=%.2f\n", BENCH_LAT_SAMPLE, us(r->lat_min),
 		us(bench_lat_quantile_ns(r, 0.5)), us(bench_lat_quantile_ns(r, 0.9)),
@@ -169,11 +173,12 @@ static void json_result(FILE *f, const struct bench_job *j, const struct bench_r
 		(unsigned long long)bench_lat_quantile_ns(r, 0.999),
 		(unsigned long long)r->lat_max);
 	fprintf(f, "     \"faults\": %llu, \"faults_per_sec\": %.1f, \"cpu_pct\": %.1f, "
-		"\"sys_busy_pct\": %.1f, \"populate_sec\": %.3f, \"run_sec\": %.3f,\n",
+		"\"sys_busy_pct\": %.1f, \"populate_sec\": %.3f, \"region_reused\": %s, "
+		"\"run_sec\": %.3f,\n",
 		(unsigned long long)r->faults,
 		r->run_sec > 0 ? (double)r->faults / r->run_sec : 0,
 		r->run_sec > 0 ? 100.0 * r->cpu_sec / r->run_sec : 0, r->sys_busy_pct,
-		r->populate_sec, r->run_sec);
+		r->populate_sec, r->region_reused ? "true" : "false", r->run_sec);
 	fprintf(f, "     \"ram_total_bytes\": %llu, \"ram_resident_bytes\": %llu, "
 		"\"ram_store_bytes\": %llu, \"ram_meta_bytes\": %llu, \"compr_ratio\": %.3f, "
 		"\"note\": ",

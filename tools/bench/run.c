@@ -437,53 +437,89 @@ static uint8_t *make_pool(const struct bench_job *job)
 	return pool;
 }
 
-void bench_run(const struct bench_job *job, enum bench_engine e,
-	       struct bench_result *res, bool progress,
-	       void (*measured)(struct bench_result *res, void *arg), void *arg)
+static void measure_one(const struct bench_job *job, enum bench_engine e,
+			struct target *t, const uint8_t *pool,
+			struct bench_result *res, bool progress)
 {
 	struct upg_stats st = { .size = sizeof(st) };
-	struct target t;
-	uint8_t *pool;
-	uint64_t t0;
+	uint64_t faults_before = 0;
 
+	if (t->rt && !upg_stats_get(t->rt, &st))
+		faults_before = st.faults;
+	res->status = run_threads(job, e, t->base, pool, res, progress);
+	res->ram_resident = status_kb("VmRSS");
+	res->ram_meta = status_kb("VmPTE");
+	/* upager's state tables are in VmRSS already: mapped by the process. */
+	if (t->rt && !upg_stats_get(t->rt, &st))
+		res->faults = st.faults - faults_before;
+}
+
+static void start_result(const struct bench_job *job, enum bench_engine e,
+			 struct bench_result *res)
+{
 	memset(res, 0, sizeof(*res));
 	res->engine = e;
 	res->size = job->size;
 	res->budget = e == BENCH_ENGINE_RAM ? job->size : bench_job_budget(job);
-	pool = make_pool(job);
-	if (!pool) {
-		res->status = -ENOMEM;
+}
+
+/* Every job of the group fails with @status, each reported. */
+static void fail_group(const struct bench_job *const *jobs, size_t nr,
+		       enum bench_engine e, struct bench_result *res, int status,
+		       const char *what,
+		       void (*measured)(struct bench_result *res, void *arg), void *arg)
+{
+	for (size_t i = 0; i < nr; i++) {
+		start_result(jobs[i], e, res);
+		res->status = status;
+		snprintf(res->note, sizeof(res->note), "%s: %s", what, strerror(-status));
 		if (measured)
 			measured(res, arg);
+	}
+}
+
+void bench_run_group(const struct bench_job *const *jobs, size_t nr,
+		     enum bench_engine e, struct bench_result *res, bool progress,
+		     void (*measured)(struct bench_result *res, void *arg), void *arg)
+{
+	const struct bench_job *first = jobs[0];
+	double populate_sec;
+	struct target t;
+	uint8_t *pool = NULL;
+	uint64_t t0;
+	int ret;
+
+	start_result(first, e, res);
+	ret = target_map(first, e, &t, res);
+	if (ret) {
+		fail_group(jobs, nr, e, res, ret, "cannot map the region", measured, arg);
 		return;
 	}
-	res->status = target_map(job, e, &t, res);
-	if (res->status) {
-		snprintf(res->note, sizeof(res->note), "cannot map the region: %s",
-			 strerror(-res->status));
+	t0 = now_ns();
+	populate(first, t.base);
+	populate_sec = (double)(now_ns() - t0) / 1e9;
+	for (size_t i = 0; i < nr; i++) {
+		char note[BENCH_NOTE_MAX];
+
+		memcpy(note, res->note, sizeof(note));	/* target_map's */
+		start_result(jobs[i], e, res);
+		memcpy(res->note, note, sizeof(note));
+		if (e == BENCH_ENGINE_UPAGER)
+			res->budget = first->size;	/* see target_map */
+		/* Writes copy from a pool of the job's own content. */
+		free(pool);
+		pool = make_pool(jobs[i]);
+		if (!pool) {
+			res->status = -ENOMEM;
+		} else {
+			res->populate_sec = i == 0 ? populate_sec : 0;
+			res->region_reused = i > 0;
+			measure_one(jobs[i], e, &t, pool, res, progress);
+		}
 		if (measured)
 			measured(res, arg);
-		goto out;
 	}
-	t0 = now_ns();
-	populate(job, t.base);
-	res->populate_sec = (double)(now_ns() - t0) / 1e9;
-	if (t.rt)
-		upg_stats_get(t.rt, &st);
-	res->status = run_threads(job, e, t.base, pool, res, progress);
-	res->ram_resident = status_kb("VmRSS");
-	res->ram_meta = status_kb("VmPTE");
-	if (t.rt) {
-		uint64_t populate_faults = st.faults;
-
-		upg_stats_get(t.rt, &st);
-		/* Its state tables are in VmRSS already: mapped by the process. */
-		res->faults = st.faults - populate_faults;
-	}
-	if (measured)
-		measured(res, arg);
-	target_unmap(job, &t);
-out:
+	target_unmap(first, &t);
 	free(pool);
 }
 

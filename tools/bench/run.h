@@ -25,7 +25,8 @@ struct bench_result {
 	uint64_t size, budget;	/* bytes; budget as the engine applied it */
 	uint64_t ops;		/* accesses in the timed phase */
 	uint64_t bytes;		/* ... times bs */
-	double populate_sec, run_sec;
+	double populate_sec, run_sec;	/* populate_sec 0: region_reused */
+	bool region_reused;	/* populated by an earlier job of the group */
 	double cpu_sec;		/* the child's user + system time, timed phase */
 	double sys_busy_pct;	/* all CPUs, from /proc/stat, timed phase */
 	uint64_t faults;	/* major faults (kernel) or upager faults */
@@ -43,15 +44,21 @@ struct bench_result {
 #define BENCH_LAT_SAMPLE	16
 
 /*
- * Run @job under @engine in this (child) process; the kernel engines'
- * limit is the parent's cgroup, upager's its options. Fills @res. With
- * @progress, a live progress line goes to stderr. @measured (may be NULL)
- * is called with the results while the region is still mapped, so the
- * parent can read the cgroup's and zram's usage as they were.
+ * Run each of @jobs (@nr >= 1) under @engine in this (child) process, one
+ * after the other on one region: mapped and populated once, with the first
+ * job's size, content and seed (the caller groups jobs that agree on them;
+ * each job's ramp_time then warms the region up from where the previous
+ * job left it). The kernel engines' limit is the parent's cgroup, upager's
+ * its options. @res is filled for each job in turn and handed to @measured
+ * (may be NULL) while the region is still mapped, so the parent can read
+ * the cgroup's and zram's usage as they were. With @progress, a live
+ * progress line goes to stderr.
  */
-void bench_run(const struct bench_job *job, enum bench_engine engine,
-	       struct bench_result *res, bool progress,
-	       void (*measured)(struct bench_result *res, void *arg), void *arg);
+void bench_run_group(const struct bench_job *const *jobs, size_t nr,
+		     enum bench_engine engine, struct bench_result *res,
+		     bool progress,
+		     void (*measured)(struct bench_result *res, void *arg),
+		     void *arg);
 
 /* The @q quantile (0..1) of the sampled access latencies, ns. */
 uint64_t bench_lat_quantile_ns(const struct bench_result *res, double q);
