@@ -14,6 +14,8 @@
 #include "stats.h"
 #include "uffd/uffd.h"
 
+struct upg_pager;
+
 struct upg_region {
 	struct upg_runtime *rt;
 	uintptr_t start, end;	/* as created; end is page-aligned */
@@ -53,6 +55,7 @@ struct upg_runtime {
 	size_t nr_extents, cap_extents;
 	struct upg_region *regions;	/* every live region, mapped or not */
 	size_t nr_regions;
+	struct upg_pager *pager;	/* NULL without a budget */
 	unsigned int nr_counters;	/* one per reader, then a shared one */
 	struct upg_counters *counters;
 };

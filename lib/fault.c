@@ -16,6 +16,7 @@
 
 #define UPG_LOG_PREFIX "fault: "
 #include "core.h"
+#include "pager.h"
 #include "log.h"
 #include "pagestate.h"
 #include "testing.h"
@@ -100,42 +101,64 @@ static bool fill_block(struct upg_runtime *rt, struct upg_counters *c,
 	return any;
 }
 
+/* A fault needs room in the budget first: drop rt->lock, wait, retry. */
+enum fault_result { FAULT_DONE, FAULT_NEED_ROOM };
+
+/* Fill an ABSENT block (claimed: FILLING), clamped to @e. */
+static void fill_absent(const struct upg_extent *e, struct upg_counters *c,
+			size_t b, uint64_t old, uintptr_t addr, bool write)
+{
+	struct upg_region *r = e->region;
+	uint64_t *word = &r->state[b];
+	uintptr_t start = r->start + (b << r->block_shift);
+	uintptr_t end = start + upg_block_len(r, b);
+	bool filled;
+
+	start = start < e->start ? e->start : start;
+	end = end > e->end ? e->end : end;
+	if (upg_test_fill_delay_us)
+		usleep(upg_test_fill_delay_us);
+	filled = fill_block(r->rt, c, start, end, addr & ~(PAGE - 1), write);
+	if (!filled && r->rt->pager)
+		upg_pager_release(r->rt->pager, upg_block_len(r, b));
+	__atomic_store_n(word, upg_ps_with_state(old, filled ? UPG_PS_RESIDENT : UPG_PS_ABSENT),
+			 __ATOMIC_RELEASE);
+}
+
 /*
  * The block's fill is clamped to @e, the mapped piece of the region the
  * fault is in: the rest of the block may be unmapped, or someone else's.
  */
-static void fault_in_extent(const struct upg_extent *e, struct upg_counters *c,
-			    uintptr_t addr, bool write)
+static enum fault_result fault_in_extent(const struct upg_extent *e,
+					 struct upg_counters *c, uintptr_t addr,
+					 bool write)
 {
 	struct upg_region *r = e->region;
-	uint64_t *word = &r->state[(addr - r->start) >> r->block_shift];
+	struct upg_pager *pg = r->rt->pager;
+	size_t b = (addr - r->start) >> r->block_shift;
+	uint64_t *word = &r->state[b];
 	uintptr_t page = addr & ~(PAGE - 1);
 	bool waited = false;
 
 	for (;;) {
 		uint64_t old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
-		uintptr_t start, end;
-		bool filled;
 
 		switch (upg_ps_state(old)) {
 		case UPG_PS_ABSENT:
+			if (pg && !upg_pager_try_reserve(pg, upg_block_len(r, b)))
+				return FAULT_NEED_ROOM;
 			if (!__atomic_compare_exchange_n(word, &old,
 					upg_ps_with_state(old, UPG_PS_FILLING), false,
-					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+				if (pg)
+					upg_pager_release(pg, upg_block_len(r, b));
 				continue;
-			start = r->start + (((addr - r->start) >> r->block_shift) << r->block_shift);
-			end = start + (1ul << r->block_shift);
-			start = start < e->start ? e->start : start;
-			end = end > e->end ? e->end : end;
-			if (upg_test_fill_delay_us)
-				usleep(upg_test_fill_delay_us);
-			filled = fill_block(r->rt, c, start, end, page, write);
-			__atomic_store_n(word, upg_ps_with_state(old,
-					 filled ? UPG_PS_RESIDENT : UPG_PS_ABSENT),
-					 __ATOMIC_RELEASE);
-			return;
+			}
+			fill_absent(e, c, b, old, addr, write);
+			return FAULT_DONE;
 		case UPG_PS_FILLING:
-			/* The winner is between two ioctls: microseconds. */
+		case UPG_PS_EVICTING:
+			/* The owner is between two ioctls: microseconds. */
 			if (!waited)
 				upg_stat_inc(c, fill_waited);
 			waited = true;
@@ -144,7 +167,7 @@ static void fault_in_extent(const struct upg_extent *e, struct upg_counters *c,
 		case UPG_PS_RESIDENT:
 			if (fill_page(r->rt, c, page, write))
 				upg_stat_inc(c, fill_single);
-			return;
+			return FAULT_DONE;
 		case UPG_PS_UNMAPPED:
 			/*
 			 * Only a block partly unmapped can be here (whole ones
@@ -153,7 +176,19 @@ static void fault_in_extent(const struct upg_extent *e, struct upg_counters *c,
 			 */
 			upg_stat_inc(c, faults_in_hole);
 			fill_page(r->rt, c, page, write);
-			return;
+			return FAULT_DONE;
+		case UPG_PS_INACTIVE:
+			/* Still counted resident: no reserve. */
+			if (upg_pager_fault(pg, c, e, b, old, page))
+				return FAULT_DONE;
+			continue;
+		case UPG_PS_COMPRESSED:
+			if (!upg_pager_try_reserve(pg, upg_block_len(r, b)))
+				return FAULT_NEED_ROOM;
+			if (upg_pager_fault(pg, c, e, b, old, page))
+				return FAULT_DONE;
+			upg_pager_release(pg, upg_block_len(r, b));
+			continue;
 		}
 	}
 }
@@ -161,27 +196,36 @@ static void fault_in_extent(const struct upg_extent *e, struct upg_counters *c,
 bool upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
 		      uintptr_t addr, bool write, bool fill_unknown)
 {
+	enum fault_result res = FAULT_DONE;
 	const struct upg_extent *e;
+	bool counted = false;
 
-	pthread_rwlock_rdlock(&rt->lock);
-	e = upg_extent_find(rt, addr);
-	if (e || fill_unknown) {
-		upg_stat_inc(c, faults);
-		if (!write)
-			upg_stat_inc(c, faults_read);
+	for (;;) {
+		pthread_rwlock_rdlock(&rt->lock);
+		e = upg_extent_find(rt, addr);
+		if ((e || fill_unknown) && !counted) {
+			upg_stat_inc(c, faults);
+			if (!write)
+				upg_stat_inc(c, faults_read);
+			counted = true;
+		}
+		if (e) {
+			res = fault_in_extent(e, c, addr, write);
+		} else if (fill_unknown) {
+			/*
+			 * Registered memory we do not track: a region being
+			 * destroyed, or one grown by mremap. Zeros are what the
+			 * kernel would give.
+			 */
+			upg_stat_inc(c, faults_unknown);
+			fill_page(rt, c, addr & ~(PAGE - 1), write);
+		}
+		pthread_rwlock_unlock(&rt->lock);
+		if (res != FAULT_NEED_ROOM)
+			return e || fill_unknown;
+		upg_pager_wait_room(rt->pager, c);
+		res = FAULT_DONE;
 	}
-	if (e) {
-		fault_in_extent(e, c, addr, write);
-	} else if (fill_unknown) {
-		/*
-		 * Registered memory we do not track: a region being destroyed,
-		 * or one grown by mremap. Zeros are what the kernel would give.
-		 */
-		upg_stat_inc(c, faults_unknown);
-		fill_page(rt, c, addr & ~(PAGE - 1), write);
-	}
-	pthread_rwlock_unlock(&rt->lock);
-	return e || fill_unknown;
 }
 
 static void on_fault(void *ctx, struct upg_counters *c, uintptr_t addr,
@@ -189,6 +233,29 @@ static void on_fault(void *ctx, struct upg_counters *c, uintptr_t addr,
 {
 	/* The kernel sent it: the address is registered with our uffd. */
 	upg_fault_handle(ctx, c, addr, write, true);
+}
+
+/* Wait out a busy block, then replace its word; returns the old word. */
+static uint64_t settle_and_set(uint64_t *word, uint64_t to, unsigned int keep,
+			       bool *changed)
+{
+	for (;;) {
+		uint64_t old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+
+		*changed = false;
+		if (upg_ps_is_busy(old)) {
+			/* A fill or an eviction: microseconds, never waits on us. */
+			sched_yield();
+			continue;
+		}
+		if (upg_ps_state(old) == keep)
+			return old;
+		if (__atomic_compare_exchange_n(word, &old, to, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			*changed = true;
+			return old;
+		}
+	}
 }
 
 void upg_blocks_set(struct upg_region *r, uintptr_t start, uintptr_t end,
@@ -204,17 +271,24 @@ void upg_blocks_set(struct upg_region *r, uintptr_t start, uintptr_t end,
 	first = (start - r->start + bs - 1) >> r->block_shift;
 	/* The last block may be short: it ends at r->end. */
 	last = end == r->end ? r->nr_blocks : (end - r->start) >> r->block_shift;
-	for (size_t b = first; b < last; b++) {
-		uint64_t old = __atomic_load_n(&r->state[b], __ATOMIC_ACQUIRE);
+	/* A block partly dropped keeps its state; an evicted one loses the part. */
+	if (to == UPG_PS_ABSENT) {
+		size_t fb = (start - r->start) >> r->block_shift;
+		size_t lb = (end - 1 - r->start) >> r->block_shift;
 
-		do {
-			/* A fill in flight ends RESIDENT; missing pages refill. */
-			if (upg_ps_state(old) == UPG_PS_FILLING ||
-			    upg_ps_state(old) == keep)
-				break;
-		} while (!__atomic_compare_exchange_n(&r->state[b], &old,
-				upg_ps_with_state(old, (enum upg_ps)to), false,
-				__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+		if (fb < first)
+			upg_pager_block_punch(r->rt, r, fb, start,
+					      fb == lb ? end : r->start + first * bs);
+		if (lb >= last && (lb != fb || fb >= first))
+			upg_pager_block_punch(r->rt, r, lb, r->start + last * bs, end);
+	}
+	for (size_t b = first; b < last; b++) {
+		bool changed;
+		uint64_t old = settle_and_set(&r->state[b], upg_ps_make((enum upg_ps)to, 0),
+					      keep, &changed);
+
+		if (changed)
+			upg_pager_block_dropped(r->rt, r, b, old);
 	}
 }
 

@@ -16,7 +16,7 @@
 #include "log.h"
 #include "options.h"
 
-enum opt_kind { OPT_SIZE, OPT_UINT, OPT_BOOL, OPT_MODE, OPT_FEATURES };
+enum opt_kind { OPT_SIZE, OPT_LEVEL, OPT_UINT, OPT_BOOL, OPT_MODE, OPT_FEATURES };
 
 struct opt_desc {
 	const char *name;
@@ -35,6 +35,16 @@ static const struct opt_desc opt_table[] = {
 	/* UPAGER_<name>    kind           field                   help */
 	{ "BLOCK_SIZE",     OPT_SIZE,      OPT_AT(block_size),     "bytes filled per fault, 4K..2M, a power of 2",
 	  4096, 2u << 20, true },
+	{ "BUDGET",         OPT_SIZE,      OPT_AT(budget),         "resident bytes before eviction, 0 = no limit",
+	  0, 0, false },
+	{ "BUDGET_TOTAL",   OPT_SIZE,      OPT_AT(budget_total),   "resident + zpool bytes, 0 = no limit",
+	  0, 0, false },
+	{ "ZPOOL_MAX",      OPT_SIZE,      OPT_AT(zpool_max),      "zpool bytes, 0 = no cap of its own",
+	  0, 0, false },
+	{ "LOW_WATERMARK",  OPT_LEVEL,     OPT_AT(low_watermark),  "evictor stops here: bytes or N% of budget (90%)",
+	  0, 0, false },
+	{ "HIGH_WATERMARK", OPT_LEVEL,     OPT_AT(high_watermark), "evictor starts here: bytes or N% of budget (95%)",
+	  0, 0, false },
 	{ "FAULT_THREADS",  OPT_UINT,      OPT_AT(fault_threads),  "uffd reader threads, 0 = one per CPU, at most 256",
 	  0, UPG_FAULT_THREADS_MAX, false },
 	{ "PIN_THREADS",    OPT_BOOL,      OPT_AT(pin_threads),    "pin reader i to CPU i", 0, 0, false },
@@ -90,6 +100,32 @@ UPG_API int upg_parse_bool(const char *s, bool *out)
 		}
 	}
 	return -EINVAL;
+}
+
+/* Bytes, or "N%" (1..100) of the budget as UPG_PERCENT(N). */
+static int parse_level(const char *s, size_t *out)
+{
+	size_t n = strlen(s);
+	uint64_t v;
+
+	if (n > 1 && s[n - 1] == '%') {
+		char buf[8];
+		unsigned int pct;
+
+		if (n > sizeof(buf) || !isdigit((unsigned char)s[0]))
+			return -EINVAL;
+		memcpy(buf, s, n - 1);
+		buf[n - 1] = '\0';
+		pct = (unsigned int)strtoul(buf, NULL, 10);
+		if (strspn(buf, "0123456789") != n - 1 || pct < 1 || pct > 100)
+			return -EINVAL;
+		*out = UPG_PERCENT(pct);
+		return 0;
+	}
+	if (upg_parse_size(s, &v) || v > SIZE_MAX || upg_is_percent((size_t)v))
+		return -EINVAL;
+	*out = (size_t)v;
+	return 0;
 }
 
 static int parse_uint(const char *s, unsigned int *out)
@@ -156,6 +192,8 @@ static int parse_one(const struct opt_desc *d, const char *value,
 		if (!ret)
 			*(size_t *)field = (size_t)size;
 		return ret;
+	case OPT_LEVEL:
+		return parse_level(value, (size_t *)field);
 	case OPT_UINT:
 		return parse_uint(value, (unsigned int *)field);
 	case OPT_BOOL:
@@ -181,6 +219,9 @@ static bool field_ok(const struct opt_desc *d, const struct upg_options *o)
 	case OPT_UINT:
 		v = *(const unsigned int *)field;
 		break;
+	case OPT_LEVEL:
+		v = *(const size_t *)field;
+		return !upg_is_percent(v) || (upg_percent_of(v) >= 1 && upg_percent_of(v) <= 100);
 	case OPT_MODE:
 		return o->fault_mode == UPG_FAULT_POLL || o->fault_mode == UPG_FAULT_SIGBUS;
 	case OPT_FEATURES:
@@ -189,6 +230,37 @@ static bool field_ok(const struct opt_desc *d, const struct upg_options *o)
 		return true;
 	}
 	return v >= d->min && (!d->max || v <= d->max) && (!d->pow2 || !(v & (v - 1)));
+}
+
+/* The budget's levels, in bytes, for the cross-field checks. */
+static size_t level_bytes(size_t v, size_t budget)
+{
+	return upg_is_percent(v) ? budget / 100 * upg_percent_of(v) : v;
+}
+
+/* Checks between fields: each alone may be fine. */
+static int budget_ok(const struct upg_options *o)
+{
+	size_t budget = o->budget ? o->budget : o->budget_total;
+	size_t low = level_bytes(o->low_watermark, budget);
+	size_t high = level_bytes(o->high_watermark, budget);
+
+	if ((o->budget && o->budget < o->block_size) ||
+	    (o->budget_total && o->budget_total < o->block_size)) {
+		upg_warn("UPAGER_BUDGET/BUDGET_TOTAL: below one fill block (%zu bytes)",
+			 o->block_size);
+		return -EINVAL;
+	}
+	if (o->budget && o->budget_total && o->budget_total < o->budget) {
+		upg_warn("UPAGER_BUDGET_TOTAL (%zu) is below UPAGER_BUDGET (%zu)",
+			 o->budget_total, o->budget);
+		return -EINVAL;
+	}
+	if (budget && (low > budget || high > budget || (low && high && low > high))) {
+		upg_warn("UPAGER_LOW_WATERMARK/HIGH_WATERMARK: need low <= high <= budget");
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int upg_options_validate(const struct upg_options *o)
@@ -201,7 +273,7 @@ int upg_options_validate(const struct upg_options *o)
 		upg_warn("UPAGER_%s: out of range: %s", opt_table[i].name, opt_table[i].help);
 		ret = -EINVAL;
 	}
-	return ret;
+	return ret ? ret : budget_ok(o);
 }
 
 UPG_API int upg_options_set(struct upg_options *o, const char *name,
@@ -262,6 +334,12 @@ static void format_value(const struct opt_desc *d, const struct upg_options *o,
 	switch (d->kind) {
 	case OPT_SIZE:
 		snprintf(buf, len, "%zu", *(const size_t *)field);
+		return;
+	case OPT_LEVEL:
+		if (upg_is_percent(*(const size_t *)field))
+			snprintf(buf, len, "%u%%", upg_percent_of(*(const size_t *)field));
+		else
+			snprintf(buf, len, "%zu", *(const size_t *)field);
 		return;
 	case OPT_UINT:
 		snprintf(buf, len, "%u", *(const unsigned int *)field);

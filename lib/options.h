@@ -13,6 +13,16 @@
 #include <upager/upager.h>
 
 
+static inline bool upg_is_percent(size_t v)
+{
+	return v >= UPG_PERCENT(0);
+}
+
+static inline unsigned int upg_percent_of(size_t v)
+{
+	return (unsigned int)(v - UPG_PERCENT(0));
+}
+
 /* Check the fields that cannot be checked one by one. */
 int upg_options_validate(const struct upg_options *opts);
 

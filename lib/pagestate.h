@@ -6,14 +6,16 @@
  * win.
  *
  *   bits  0-3   state
- *   bit   4     referenced (clock; issue 4)
- *   bit   5     dirty
- *   bits  6-11  NUMA node
- *   bits 12-63  slot: compressed handle or swap slot (issue 4, 5)
+ *   bit   4     referenced: brought back from INACTIVE since the clock
+ *                 hand last passed (second chance)
+ *   bit   5     dirty (not used yet)
+ *   bits  6-11  NUMA node (not used yet)
+ *   bits 12-63  slot: INACTIVE's staging slot, COMPRESSED's zpool handle
  */
 #ifndef UPG_PAGESTATE_H
 #define UPG_PAGESTATE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum upg_ps {
@@ -25,9 +27,20 @@ enum upg_ps {
 	 */
 	UPG_PS_RESIDENT,
 	UPG_PS_UNMAPPED,	/* the application unmapped it */
+	/*
+	 * Moved out to a staging slot by the clock hand, data intact: a
+	 * fault moves it straight back (no decompression).
+	 */
+	UPG_PS_INACTIVE,
+	UPG_PS_COMPRESSED,	/* in the zpool; its memory released */
+	/* The evictor owns it (moving out, compressing): faults wait. */
+	UPG_PS_EVICTING,
 };
 
 #define UPG_PS_STATE_MASK	0xfull
+
+#define UPG_PS_REF		(1ull << 4)
+#define UPG_PS_SLOT_SHIFT	12
 
 static inline enum upg_ps upg_ps_state(uint64_t word)
 {
@@ -37,6 +50,24 @@ static inline enum upg_ps upg_ps_state(uint64_t word)
 static inline uint64_t upg_ps_with_state(uint64_t word, enum upg_ps s)
 {
 	return (word & ~UPG_PS_STATE_MASK) | (uint64_t)s;
+}
+
+static inline uint64_t upg_ps_slot(uint64_t word)
+{
+	return word >> UPG_PS_SLOT_SHIFT;
+}
+
+/* A new word: state @s holding @slot, flags cleared. */
+static inline uint64_t upg_ps_make(enum upg_ps s, uint64_t slot)
+{
+	return (slot << UPG_PS_SLOT_SHIFT) | (uint64_t)s;
+}
+
+/* FILLING and EVICTING: another thread owns the block for microseconds. */
+static inline bool upg_ps_is_busy(uint64_t word)
+{
+	return upg_ps_state(word) == UPG_PS_FILLING ||
+	       upg_ps_state(word) == UPG_PS_EVICTING;
 }
 
 #endif

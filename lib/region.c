@@ -12,6 +12,7 @@
 
 #define UPG_LOG_PREFIX "region: "
 #include "core.h"
+#include "pager.h"
 #include "log.h"
 #include "pagestate.h"
 
@@ -337,6 +338,7 @@ UPG_API void upg_region_destroy(struct upg_region *r)
 	/* Waits for every fault handler that may hold @r. */
 	pthread_rwlock_wrlock(&rt->lock);
 	ext = region_unlink(rt, r, &nr);
+	upg_pager_region_gone(rt->pager, r);
 	pthread_rwlock_unlock(&rt->lock);
 	region_teardown(r, ext, nr);
 }

@@ -10,6 +10,7 @@
 
 #define UPG_LOG_PREFIX ""
 #include "core.h"
+#include "pager.h"
 #include "log.h"
 #include "options.h"
 
@@ -103,12 +104,17 @@ UPG_API int upg_runtime_create(const struct upg_options *opts,
 		goto err_lock;
 	if (rt->opts.verbose)
 		log_features(rt);
-	ret = start_faults(rt);
+	ret = upg_pager_create(rt, &rt->pager);
 	if (ret)
 		goto err_uffd;
+	ret = start_faults(rt);
+	if (ret)
+		goto err_pager;
 	*out = rt;
 	return 0;
 
+err_pager:
+	upg_pager_destroy(rt->pager);
 err_uffd:
 	upg_uffd_fini(&rt->uffd);
 err_lock:
@@ -125,6 +131,7 @@ UPG_API void upg_runtime_destroy(struct upg_runtime *rt)
 		return;
 	/* Regions first: readers must still run to read their unmap events. */
 	upg_region_destroy_all(rt);
+	upg_pager_destroy(rt->pager);
 	upg_uffd_loop_stop(rt->loop);
 	if (rt->opts.fault_mode == UPG_FAULT_SIGBUS)
 		upg_sigbus_detach(rt);
@@ -155,6 +162,7 @@ static void gather(struct upg_runtime *rt, struct upg_stats *st)
 		st->meta_bytes += r->nr_blocks * sizeof(uint64_t);
 	}
 	pthread_rwlock_unlock(&rt->lock);
+	upg_pager_stats(rt->pager, st);
 }
 
 UPG_API int upg_stats_get(struct upg_runtime *rt, struct upg_stats *st)

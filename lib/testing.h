@@ -7,5 +7,7 @@
 
 /* Sleep this long after claiming a block, before filling it. */
 extern _Atomic unsigned int upg_test_fill_delay_us;
+/* Sleep this long after claiming an INACTIVE block, before compressing it. */
+extern _Atomic unsigned int upg_test_evict_delay_us;
 
 #endif

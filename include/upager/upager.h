@@ -67,8 +67,31 @@ enum upg_fault_mode {
  * applies UPAGER_<NAME> environment variables; the caller may edit fields
  * afterwards (code beats the environment). upg_runtime_create() copies it.
  */
+/*
+ * A level given as a share of the budget rather than in bytes (watermarks):
+ * UPG_PERCENT(90) is 90 % of it; "90%" in UPAGER_* variables.
+ */
+#define UPG_PERCENT(p)	((size_t)-1 - 100 + (size_t)(p))
+
 struct upg_options {
 	size_t block_size;	/* bytes filled per fault: 4 KiB..2 MiB, power of 2 */
+	/*
+	 * Paging. budget limits resident bytes of all regions together (what
+	 * a memory cgroup limits); cold blocks are compressed into the zpool
+	 * to stay under it. 0: no limit, nothing is evicted. zpool_max caps
+	 * the zpool's memory (as zram's mem_limit); budget_total caps
+	 * resident + zpool together, which is what most users set. A budget
+	 * below one block is refused.
+	 */
+	size_t budget;
+	size_t budget_total;
+	size_t zpool_max;
+	/*
+	 * The background evictor starts above high_watermark and stops at
+	 * low_watermark (bytes or UPG_PERCENT of the budget; 0 = 95 % and
+	 * 90 %). Fills wait only when the budget itself is reached.
+	 */
+	size_t low_watermark, high_watermark;
 	unsigned int fault_threads;	/* uffd readers; 0 = one per online CPU */
 	bool pin_threads;	/* pin reader i to CPU i (measured faster here) */
 	enum upg_fault_mode fault_mode;
@@ -171,7 +194,19 @@ UPG_API size_t upg_region_len(const struct upg_region *region);
 	X(events_unmap)		/* munmap events */			\
 	X(events_remap)		/* mremap events */			\
 	X(reader_wakeups)	/* poll() returns in reader threads */	\
-	X(reader_empty)		/* woke, but another reader took it */
+	X(reader_empty)		/* woke, but another reader took it */	\
+	X(stalls)		/* fills that waited for the evictor */	\
+	X(stall_ns)		/* ... and the time they waited */	\
+	X(deactivations)	/* blocks moved out by the clock hand */ \
+	X(deactivate_failed)	/* could not be moved (shared, pinned) */ \
+	X(reactivations)	/* INACTIVE blocks touched: moved back */ \
+	X(evictions)		/* blocks compressed into the zpool */	\
+	X(evict_pages)		/* ... in pages */			\
+	X(evict_failed)		/* the zpool refused (full) */		\
+	X(evict_stuck)		/* evictor rounds that found nothing */	\
+	X(swapins)		/* COMPRESSED blocks brought back */	\
+	X(swapin_pages)		/* ... in pages */			\
+	X(swapin_failed)	/* failed to decompress: poisoned */
 
 #define UPG_LAT_BUCKETS	512
 
@@ -188,6 +223,15 @@ struct upg_stats {
 	size_t mapped_bytes;	/* bytes mapped in live regions */
 	size_t meta_bytes;	/* state tables: bytes of metadata */
 	uint64_t fault_ns_hist[UPG_LAT_BUCKETS];	/* see upg_lat_bucket_ns */
+	/* Paging gauges (0 without a budget). */
+	size_t budget_bytes;	/* the resident limit */
+	size_t resident_bytes;	/* counted a block at a time */
+	size_t inactive_bytes;	/* of those, INACTIVE (staged, data intact) */
+	size_t zpool_bytes;	/* memory the zpool holds */
+	uint64_t zpool_orig_bytes;	/* bytes of the pages it stores */
+	uint64_t zpool_stored_bytes;	/* ... after compression */
+	uint64_t zpool_same_pages;	/* stored as one repeated word */
+	uint64_t zpool_raw_pages;	/* incompressible, stored raw */
 };
 
 /*

@@ -119,9 +119,12 @@ static unsigned int usable_features(uint64_t offered, unsigned int allowed,
 	return f & allowed;
 }
 
-static uint64_t kernel_request(unsigned int f, bool sigbus)
+static uint64_t kernel_request(unsigned int f, bool sigbus, bool bare)
 {
 	uint64_t req = REQUIRED_FEATURES;
+
+	if (bare)	/* a staging area: pages moved in and out, no events */
+		return UFFD_FEATURE_MOVE;
 
 	if (f & UPG_FEAT_EVENT_REMOVE)
 		req |= UFFD_FEATURE_EVENT_REMOVE;
@@ -137,7 +140,7 @@ static uint64_t kernel_request(unsigned int f, bool sigbus)
 	return req;
 }
 
-int upg_uffd_init(struct upg_uffd *u, unsigned int allowed, bool sigbus)
+static int init(struct upg_uffd *u, unsigned int allowed, bool sigbus, bool bare)
 {
 	bool via_devnode;
 	uint64_t offered;
@@ -165,12 +168,16 @@ int upg_uffd_init(struct upg_uffd *u, unsigned int allowed, bool sigbus)
 	zeros = mmap(NULL, UPG_FILL_MAX, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (zeros == MAP_FAILED)
 		return -errno;
+	if (bare && !(u->features & UPG_FEAT_MOVE)) {
+		ret = -EOPNOTSUPP;
+		goto err_unmap;
+	}
 	fd = open_fd(via_devnode, &via_devnode);
 	if (fd < 0) {
 		ret = fd;
 		goto err_unmap;
 	}
-	ret = api_handshake(fd, kernel_request(u->features, sigbus), NULL);
+	ret = api_handshake(fd, kernel_request(u->features, sigbus, bare), NULL);
 	if (ret) {
 		upg_err("UFFDIO_API with features: %s", strerror(-ret));
 		goto err_close;
@@ -185,6 +192,16 @@ err_close:
 err_unmap:
 	munmap(zeros, UPG_FILL_MAX);
 	return ret;
+}
+
+int upg_uffd_init(struct upg_uffd *u, unsigned int allowed, bool sigbus)
+{
+	return init(u, allowed, sigbus, false);
+}
+
+int upg_uffd_init_staging(struct upg_uffd *u, unsigned int allowed)
+{
+	return init(u, allowed, false, true);
 }
 
 void upg_uffd_fini(struct upg_uffd *u)
@@ -255,4 +272,39 @@ int upg_uffd_wake(struct upg_uffd *u, uintptr_t start, size_t len)
 	struct uffdio_range range = { .start = start, .len = len };
 
 	return uffd_ioctl(u->fd, UFFDIO_WAKE, &range);
+}
+
+int upg_uffd_fill_copy(struct upg_uffd *u, uintptr_t start, size_t len,
+		       const void *src, size_t *done)
+{
+	struct uffdio_copy copy = { .dst = start, .src = (uintptr_t)src, .len = len };
+	int ret;
+
+	ret = uffd_ioctl(u->fd, UFFDIO_COPY, &copy);
+	return fill_result(ret, copy.copy, done);
+}
+
+int upg_uffd_move(struct upg_uffd *u, uintptr_t dst, uintptr_t src, size_t len,
+		  size_t *done)
+{
+	struct uffdio_move mv = { .dst = dst, .src = src, .len = len,
+				  .mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES };
+	int ret;
+
+	ret = uffd_ioctl(u->fd, UFFDIO_MOVE, &mv);
+	if (mv.move > 0) {
+		*done = (size_t)mv.move;
+		return ret;
+	}
+	*done = 0;
+	return mv.move < 0 ? (int)mv.move : ret;
+}
+
+int upg_uffd_poison(struct upg_uffd *u, uintptr_t start, size_t len)
+{
+	struct uffdio_poison p = { .range = { .start = start, .len = len } };
+
+	if (!(__atomic_load_n(&u->features, __ATOMIC_RELAXED) & UPG_FEAT_POISON))
+		return -EOPNOTSUPP;
+	return uffd_ioctl(u->fd, UFFDIO_POISON, &p);
 }

@@ -32,6 +32,13 @@ struct upg_uffd {
  * -EOPNOTSUPP (a required feature is missing, logged).
  */
 int upg_uffd_init(struct upg_uffd *u, unsigned int allowed, bool sigbus);
+/*
+ * A second userfaultfd for the pager's staging area: MOVE only, no events,
+ * and nobody reads it, so a MADV_DONTNEED there waits for no reader (the
+ * readers may be waiting for the evictor) and a fault there would hang:
+ * touch only pages known to be present. -EOPNOTSUPP without MOVE.
+ */
+int upg_uffd_init_staging(struct upg_uffd *u, unsigned int allowed);
 void upg_uffd_fini(struct upg_uffd *u);
 
 int upg_uffd_register(struct upg_uffd *u, uintptr_t start, size_t len);
@@ -47,6 +54,30 @@ int upg_uffd_unregister(struct upg_uffd *u, uintptr_t start, size_t len);
  */
 int upg_uffd_fill_zero(struct upg_uffd *u, uintptr_t start, size_t len,
 		       bool write, size_t *done);
+
+/*
+ * Copy @len bytes from @src (unmanaged memory) to [start, start + len), as
+ * upg_uffd_fill_zero() does with zeros; the same results.
+ */
+int upg_uffd_fill_copy(struct upg_uffd *u, uintptr_t start, size_t len,
+		       const void *src, size_t *done);
+
+/*
+ * Move the pages of [src, src + len) to @dst, which must be registered with
+ * @u (src need not be); holes in the source are skipped. Wakes waiters at
+ * dst. 0, or -errno with *done bytes moved first: -EEXIST a page is mapped
+ * at the destination, -EBUSY a source page is shared (after fork) or
+ * pinned, -EAGAIN the mm is changing, -ENOENT a range is gone.
+ */
+int upg_uffd_move(struct upg_uffd *u, uintptr_t dst, uintptr_t src, size_t len,
+		  size_t *done);
+
+/*
+ * Make [start, start + len) raise SIGBUS when touched (UFFDIO_POISON,
+ * 6.6+): for data that is lost, never to be handed back wrong. Without the
+ * feature there is no way to fail one access: -EOPNOTSUPP.
+ */
+int upg_uffd_poison(struct upg_uffd *u, uintptr_t start, size_t len);
 
 /* Wake threads waiting on faults in the range: they retry the access. */
 int upg_uffd_wake(struct upg_uffd *u, uintptr_t start, size_t len);

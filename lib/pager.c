@@ -1,0 +1,811 @@
+/*
+ * The pager: a budget on resident bytes, a clock with second chance, and
+ * the background evictor.
+ *
+ * Resident bytes are counted per block: a fill reserves the block's bytes
+ * before it claims the block, eviction and drops give them back. The clock
+ * hand walks the regions' blocks: a RESIDENT block with the referenced bit
+ * loses the bit (second chance); one without is moved, data intact, into
+ * a staging slot with UFFDIO_MOVE (INACTIVE: still resident, but the next
+ * touch faults). A fault on an INACTIVE block moves it straight back and
+ * marks it referenced. INACTIVE blocks leave in the order they came (a
+ * FIFO): those still there when the evictor needs room are compressed into
+ * the zpool and their staging memory released (COMPRESSED). A fault on a
+ * COMPRESSED block decompresses into a buffer and fills with UFFDIO_COPY.
+ *
+ * The staging area is registered with a second userfaultfd that asks for
+ * no events and that nobody reads (UFFDIO_MOVE needs the destination
+ * registered, with the fd the ioctl goes to; the source need not be). So
+ * MADV_DONTNEED there waits for no reader: the readers may be waiting for
+ * the evictor.
+ *
+ * Lock order: rt->lock (shared: faults, the evictor; exclusive: unmap,
+ * region create/destroy), then pg->lock (slots, the FIFO, the hand). The
+ * evictor never waits for a reader, so a reader may wait for the evictor.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define UPG_LOG_PREFIX "pager: "
+#include "core.h"
+#include "log.h"
+#include "options.h"
+#include "pagestate.h"
+#include "pager.h"
+#include "swap/zpool.h"
+#include "testing.h"
+
+#define PAGE		UPG_PAGE_SIZE
+#define NR_BUFS		64	/* bounce buffers: one per thread at work */
+#define EVICT_BATCH	32	/* blocks per hold of rt->lock */
+
+_Atomic unsigned int upg_test_evict_delay_us;
+
+struct inactive_entry {
+	struct upg_region *r;
+	size_t block;
+	uint64_t slot;
+};
+
+struct upg_pager {
+	struct upg_runtime *rt;
+	size_t block_size;
+	size_t budget, budget_total, high, low;	/* bytes */
+	struct upg_zpool *zpool;
+
+	struct upg_uffd staging_uffd;
+	uint8_t *staging;
+	size_t nr_slots;
+
+	pthread_mutex_t lock;
+	uint64_t *free_slots;		/* a stack */
+	size_t nr_free;
+	/* INACTIVE blocks, oldest first; entries go stale when a block
+	 * comes back, so the ring has room for twice the slots. */
+	struct inactive_entry *ring;
+	size_t ring_cap, ring_head, ring_len;
+	struct upg_region *hand_region;
+	size_t hand_block;
+
+	uint8_t *bufs;			/* NR_BUFS blocks */
+	uint64_t bufs_free;		/* bit i: bufs[i] is free */
+
+	size_t resident;		/* bytes, atomic */
+	size_t inactive;		/* bytes, atomic */
+	uint32_t evict_seq;		/* futex: the evictor sleeps on it */
+	uint32_t room_seq;		/* futex: stalled fills sleep on it */
+	unsigned int waiters;		/* stalled fills, atomic */
+	bool stop;
+	bool evictor_started;
+	pthread_t evictor;
+};
+
+static void futex_wait(uint32_t *word, uint32_t val, long timeout_ns)
+{
+	struct timespec ts = { timeout_ns / 1000000000, timeout_ns % 1000000000 };
+
+	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
+}
+
+static void futex_wake_all(uint32_t *word)
+{
+	__atomic_fetch_add(word, 1, __ATOMIC_RELEASE);
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static size_t load(const size_t *v)
+{
+	return __atomic_load_n(v, __ATOMIC_RELAXED);
+}
+
+/* The resident limit now: budget_total also has to hold the zpool. */
+static size_t resident_limit(struct upg_pager *pg)
+{
+	struct upg_zpool_stats zs;
+	size_t limit = pg->budget;
+
+	if (!pg->budget_total)
+		return limit;
+	upg_zpool_stats(pg->zpool, &zs);
+	if (zs.mem_used >= pg->budget_total)
+		return pg->block_size;	/* one block, so a fault can finish */
+	if (pg->budget_total - zs.mem_used < limit)
+		limit = pg->budget_total - zs.mem_used;
+	return limit < pg->block_size ? pg->block_size : limit;
+}
+
+static void kick_evictor(struct upg_pager *pg)
+{
+	futex_wake_all(&pg->evict_seq);
+}
+
+bool upg_pager_try_reserve(struct upg_pager *pg, size_t len)
+{
+	size_t cur = load(&pg->resident);
+	size_t limit = resident_limit(pg);
+
+	do {
+		if (cur + len > limit) {
+			kick_evictor(pg);
+			return false;
+		}
+	} while (!__atomic_compare_exchange_n(&pg->resident, &cur, cur + len, true,
+					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	if (cur + len > pg->high)
+		kick_evictor(pg);
+	return true;
+}
+
+void upg_pager_release(struct upg_pager *pg, size_t len)
+{
+	__atomic_fetch_sub(&pg->resident, len, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&pg->waiters, __ATOMIC_RELAXED))
+		futex_wake_all(&pg->room_seq);
+}
+
+void upg_pager_wait_room(struct upg_pager *pg, struct upg_counters *c)
+{
+	uint64_t t0 = upg_now_ns();
+	uint32_t seq = __atomic_load_n(&pg->room_seq, __ATOMIC_ACQUIRE);
+
+	__atomic_fetch_add(&pg->waiters, 1, __ATOMIC_RELAXED);
+	kick_evictor(pg);
+	/*
+	 * Not a loop: the caller retries its fault and comes back if there
+	 * is still no room. The timeout bounds a lost wake-up.
+	 */
+	if (load(&pg->resident) + pg->block_size > resident_limit(pg))
+		futex_wait(&pg->room_seq, seq, 10 * 1000000);
+	__atomic_fetch_sub(&pg->waiters, 1, __ATOMIC_RELAXED);
+	upg_stat_inc(c, stalls);
+	upg_stat_add(c, UPG_STAT_stall_ns, upg_now_ns() - t0);
+}
+
+/* Bounce buffers: from unmanaged memory, no malloc (SIGBUS handlers). */
+static uint8_t *buf_get(struct upg_pager *pg)
+{
+	for (;;) {
+		uint64_t free = __atomic_load_n(&pg->bufs_free, __ATOMIC_ACQUIRE);
+
+		if (!free) {
+			sched_yield();
+			continue;
+		}
+		unsigned int i = (unsigned int)__builtin_ctzll(free);
+
+		if (__atomic_compare_exchange_n(&pg->bufs_free, &free, free & ~(1ull << i),
+						false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			return pg->bufs + (size_t)i * pg->block_size;
+	}
+}
+
+static void buf_put(struct upg_pager *pg, uint8_t *buf)
+{
+	size_t i = (size_t)(buf - pg->bufs) / pg->block_size;
+
+	__atomic_fetch_or(&pg->bufs_free, 1ull << i, __ATOMIC_RELEASE);
+}
+
+static uint8_t *slot_addr(struct upg_pager *pg, uint64_t slot)
+{
+	return pg->staging + slot * pg->block_size;
+}
+
+/* Empty a slot's pages: no event, nobody waits (see the file comment). */
+static void slot_discard(struct upg_pager *pg, uint64_t slot, size_t off, size_t len)
+{
+	madvise(slot_addr(pg, slot) + off, len, MADV_DONTNEED);
+}
+
+static bool slot_alloc(struct upg_pager *pg, uint64_t *slot)
+{
+	bool ok;
+
+	pthread_mutex_lock(&pg->lock);
+	ok = pg->nr_free > 0;
+	if (ok)
+		*slot = pg->free_slots[--pg->nr_free];
+	pthread_mutex_unlock(&pg->lock);
+	return ok;
+}
+
+static void slot_free(struct upg_pager *pg, uint64_t slot)
+{
+	pthread_mutex_lock(&pg->lock);
+	pg->free_slots[pg->nr_free++] = slot;
+	pthread_mutex_unlock(&pg->lock);
+}
+
+static uintptr_t block_start(const struct upg_region *r, size_t b)
+{
+	return r->start + (b << r->block_shift);
+}
+
+/*
+ * Fault on an INACTIVE block: move its pages back from the slot, clamped
+ * to the extent (the rest of the block may be unmapped since).
+ */
+static void reactivate(struct upg_pager *pg, struct upg_counters *c,
+		       const struct upg_extent *e, size_t b, uint64_t slot,
+		       uint64_t *word)
+{
+	struct upg_region *r = e->region;
+	uintptr_t bs = block_start(r, b), start = bs, end = bs + upg_block_len(r, b);
+	size_t done = 0, len;
+	int ret;
+
+	start = start < e->start ? e->start : start;
+	end = end > e->end ? e->end : end;
+	len = end - start;
+	ret = upg_uffd_move(&pg->rt->uffd, start, (uintptr_t)slot_addr(pg, slot) + (start - bs),
+			    len, &done);
+	if (ret) {
+		/*
+		 * Nothing in the block can be mapped while it is INACTIVE
+		 * (every fault there comes to us), so this is the mm changing
+		 * under us: what did not move is lost to the application as
+		 * it is to the kernel's own swap when the range goes away.
+		 */
+		upg_stat_inc(c, fill_failed);
+		upg_uffd_wake(&pg->rt->uffd, start, len);
+	}
+	if (ret || start != bs || len != upg_block_len(r, b))
+		slot_discard(pg, slot, 0, upg_block_len(r, b));
+	slot_free(pg, slot);
+	__atomic_fetch_sub(&pg->inactive, upg_block_len(r, b), __ATOMIC_RELAXED);
+	upg_stat_inc(c, reactivations);
+	__atomic_store_n(word, upg_ps_make(UPG_PS_RESIDENT, 0) | UPG_PS_REF, __ATOMIC_RELEASE);
+}
+
+/* Copy [start, end) of the block from @buf, page by page past mapped ones. */
+static void fill_from(struct upg_runtime *rt, struct upg_counters *c,
+		      uintptr_t start, uintptr_t end, const uint8_t *buf)
+{
+	size_t done;
+	int ret;
+
+	ret = upg_uffd_fill_copy(&rt->uffd, start, end - start, buf, &done);
+	if (ret == 0 || ret == -EAGAIN || ret == -ENOENT) {
+		if (ret)
+			upg_uffd_wake(&rt->uffd, start, end - start);
+		return;
+	}
+	for (uintptr_t p = start + done; p < end; p += PAGE) {
+		ret = upg_uffd_fill_copy(&rt->uffd, p, PAGE, buf + (p - start), &done);
+		if (ret) {
+			upg_stat_inc(c, fill_raced);
+			upg_uffd_wake(&rt->uffd, p, PAGE);
+		}
+	}
+}
+
+static void swap_in(struct upg_pager *pg, struct upg_counters *c,
+		    const struct upg_extent *e, size_t b, uint64_t handle,
+		    uint64_t *word, uintptr_t page)
+{
+	struct upg_region *r = e->region;
+	size_t blen = upg_block_len(r, b);
+	uintptr_t bs = block_start(r, b), start = bs, end = bs + blen;
+	uint8_t *buf = buf_get(pg);
+	int ret;
+
+	start = start < e->start ? e->start : start;
+	end = end > e->end ? e->end : end;
+	ret = upg_zpool_load(pg->zpool, handle, buf, blen / PAGE);
+	if (ret) {
+		/*
+		 * Never hand back a wrong page. The block stays COMPRESSED
+		 * (its data is gone, not zero); the faulting access gets
+		 * SIGBUS where the kernel can poison the page.
+		 */
+		upg_err("block at %p failed to decompress (%d): poisoning it",
+			(void *)bs, ret);
+		upg_stat_inc(c, swapin_failed);
+		upg_uffd_poison(&pg->rt->uffd, page, PAGE);
+		buf_put(pg, buf);
+		upg_pager_release(pg, blen);	/* the caller's reserve */
+		__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle), __ATOMIC_RELEASE);
+		return;
+	}
+	fill_from(pg->rt, c, start, end, buf + (start - bs));
+	buf_put(pg, buf);
+	/* Dirty tracking is not built yet: a page back in may be written. */
+	upg_zpool_free(pg->zpool, handle);
+	upg_stat_inc(c, swapins);
+	upg_stat_add(c, UPG_STAT_swapin_pages, (end - start) / PAGE);
+	__atomic_store_n(word, upg_ps_make(UPG_PS_RESIDENT, 0) | UPG_PS_REF, __ATOMIC_RELEASE);
+}
+
+bool upg_pager_fault(struct upg_pager *pg, struct upg_counters *c,
+		     const struct upg_extent *e, size_t block, uint64_t old,
+		     uintptr_t page)
+{
+	uint64_t *word = &e->region->state[block];
+
+	if (!__atomic_compare_exchange_n(word, &old, upg_ps_with_state(old, UPG_PS_FILLING),
+					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return false;
+	if (upg_ps_state(old) == UPG_PS_INACTIVE)
+		reactivate(pg, c, e, block, upg_ps_slot(old), word);
+	else
+		swap_in(pg, c, e, block, upg_ps_slot(old), word, page);
+	return true;
+}
+
+void upg_pager_block_dropped(struct upg_runtime *rt, struct upg_region *r,
+			     size_t b, uint64_t old)
+{
+	struct upg_pager *pg = rt->pager;
+	size_t blen = upg_block_len(r, b);
+
+	if (!pg)
+		return;
+	switch (upg_ps_state(old)) {
+	case UPG_PS_RESIDENT:
+		upg_pager_release(pg, blen);
+		break;
+	case UPG_PS_INACTIVE:
+		slot_discard(pg, upg_ps_slot(old), 0, blen);
+		slot_free(pg, upg_ps_slot(old));
+		__atomic_fetch_sub(&pg->inactive, blen, __ATOMIC_RELAXED);
+		upg_pager_release(pg, blen);
+		break;
+	case UPG_PS_COMPRESSED:
+		upg_zpool_free(pg->zpool, upg_ps_slot(old));
+		break;
+	default:
+		break;
+	}
+}
+
+/* Claim a block that is not busy; returns its old word. */
+static uint64_t claim(uint64_t *word)
+{
+	for (;;) {
+		uint64_t old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+
+		if (upg_ps_is_busy(old)) {
+			sched_yield();
+			continue;
+		}
+		if (__atomic_compare_exchange_n(word, &old, upg_ps_with_state(old, UPG_PS_EVICTING),
+						false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			return old;
+	}
+}
+
+void upg_pager_block_punch(struct upg_runtime *rt, struct upg_region *r,
+			   size_t b, uintptr_t start, uintptr_t end)
+{
+	struct upg_pager *pg = rt->pager;
+	uint64_t *word = &r->state[b], old, handle;
+	uintptr_t bs = block_start(r, b);
+	size_t blen = upg_block_len(r, b);
+	uint8_t *buf;
+
+	if (!pg)
+		return;
+	old = claim(word);
+	switch (upg_ps_state(old)) {
+	case UPG_PS_INACTIVE:
+		slot_discard(pg, upg_ps_slot(old), start - bs, end - start);
+		break;
+	case UPG_PS_COMPRESSED:
+		/* Store it again without the dropped pages. */
+		buf = buf_get(pg);
+		if (!upg_zpool_load(pg->zpool, upg_ps_slot(old), buf, blen / PAGE)) {
+			memset(buf + (start - bs), 0, end - start);
+			if (!upg_zpool_store(pg->zpool, buf, blen / PAGE, &handle)) {
+				upg_zpool_free(pg->zpool, upg_ps_slot(old));
+				old = upg_ps_make(UPG_PS_COMPRESSED, handle);
+			} else {
+				upg_err("no room to drop part of block %p: it keeps its data",
+					(void *)bs);
+			}
+		}
+		buf_put(pg, buf);
+		break;
+	default:
+		break;
+	}
+	__atomic_store_n(word, old, __ATOMIC_RELEASE);
+}
+
+enum deact { DEACT_OK, DEACT_NONE, DEACT_NO_SLOT };
+
+/*
+ * The clock hand: the next RESIDENT block without the referenced bit,
+ * wholly inside one extent, moves to a staging slot. DEACT_NONE: the hand
+ * went once round without finding one (call with rt->lock shared).
+ */
+static enum deact deactivate_next(struct upg_pager *pg, struct upg_counters *c)
+{
+	struct upg_runtime *rt = pg->rt;
+	size_t scanned = 0, total = 0, hops = 0;
+	uint64_t slot;
+
+	for (struct upg_region *r = rt->regions; r; r = r->next)
+		total += r->nr_blocks;
+	if (!slot_alloc(pg, &slot))
+		return DEACT_NO_SLOT;
+	while (scanned < total && hops <= rt->nr_regions + 1) {
+		struct upg_region *r = pg->hand_region;
+		uint64_t *word, old;
+		const struct upg_extent *e;
+		uintptr_t bs;
+		size_t blen, done;
+		int ret;
+
+		if (!r || pg->hand_block >= r->nr_blocks) {
+			pg->hand_region = r && r->next ? r->next : rt->regions;
+			pg->hand_block = 0;
+			hops++;
+			continue;
+		}
+		scanned++;
+		word = &r->state[pg->hand_block++];
+		old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+		if (upg_ps_state(old) != UPG_PS_RESIDENT)
+			continue;
+		if (old & UPG_PS_REF) {
+			/* Second chance; a lost CAS is a block in use anyway. */
+			__atomic_compare_exchange_n(word, &old, old & ~UPG_PS_REF, false,
+						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+			continue;
+		}
+		bs = block_start(r, pg->hand_block - 1);
+		blen = upg_block_len(r, pg->hand_block - 1);
+		e = upg_extent_find(rt, bs);
+		if (!e || e->region != r || e->end < bs + blen || e->start > bs)
+			continue;	/* partly unmapped: stays resident */
+		if (!__atomic_compare_exchange_n(word, &old, upg_ps_with_state(old, UPG_PS_EVICTING),
+						 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			continue;
+		ret = upg_uffd_move(&pg->staging_uffd, (uintptr_t)slot_addr(pg, slot), bs,
+				    blen, &done);
+		if (ret) {
+			/*
+			 * -EBUSY: a page is shared (fork) or pinned (O_DIRECT in
+			 * flight); -EAGAIN: the mm is changing. Put back what
+			 * moved; try it again on the next round.
+			 */
+			size_t back = 0;
+
+			if (done && upg_uffd_move(&rt->uffd, bs, (uintptr_t)slot_addr(pg, slot),
+						  done, &back))
+				upg_err("block %p: %zu of %zu bytes could not be moved back",
+					(void *)bs, done - back, done);
+			upg_stat_inc(c, deactivate_failed);
+			__atomic_store_n(word, old, __ATOMIC_RELEASE);
+			continue;
+		}
+		__atomic_fetch_add(&pg->inactive, blen, __ATOMIC_RELAXED);
+		__atomic_store_n(word, upg_ps_make(UPG_PS_INACTIVE, slot), __ATOMIC_RELEASE);
+		pthread_mutex_lock(&pg->lock);
+		pg->ring[(pg->ring_head + pg->ring_len++) % pg->ring_cap] =
+			(struct inactive_entry){ r, pg->hand_block - 1, slot };
+		pthread_mutex_unlock(&pg->lock);
+		upg_stat_inc(c, deactivations);
+		return DEACT_OK;
+	}
+	slot_free(pg, slot);
+	return DEACT_NONE;
+}
+
+/*
+ * Compress the oldest INACTIVE block and release its memory. Returns 1 if
+ * a block was evicted, 0 if the entry was stale, -ENOENT if the FIFO is
+ * empty, or the zpool's error (call with rt->lock shared).
+ */
+static int evict_oldest(struct upg_pager *pg, struct upg_counters *c)
+{
+	struct inactive_entry ent;
+	uint64_t *word, old, handle;
+	unsigned char vec[UPG_FILL_MAX / PAGE];
+	uint8_t *src, *buf = NULL;
+	size_t blen, nr;
+	int ret;
+
+	pthread_mutex_lock(&pg->lock);
+	if (!pg->ring_len) {
+		pthread_mutex_unlock(&pg->lock);
+		return -ENOENT;
+	}
+	ent = pg->ring[pg->ring_head];
+	pg->ring_head = (pg->ring_head + 1) % pg->ring_cap;
+	pg->ring_len--;
+	pthread_mutex_unlock(&pg->lock);
+
+	if (!ent.r)
+		return 0;	/* its region is gone */
+	word = &ent.r->state[ent.block];
+	old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+	if (old != upg_ps_make(UPG_PS_INACTIVE, ent.slot) ||
+	    !__atomic_compare_exchange_n(word, &old, upg_ps_with_state(old, UPG_PS_EVICTING),
+					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return 0;	/* came back, or dropped, since */
+	if (upg_test_evict_delay_us)
+		usleep(upg_test_evict_delay_us);
+	blen = upg_block_len(ent.r, ent.block);
+	nr = blen / PAGE;
+	src = slot_addr(pg, ent.slot);
+	/*
+	 * Pages the block never had (a partial MADV_DONTNEED) are holes in
+	 * the slot; reading one would fault on the staging fd, which nobody
+	 * reads. They read as zeros, so store zeros.
+	 */
+	if (mincore(src, blen, vec) == 0) {
+		for (size_t i = 0; i < nr; i++) {
+			if (vec[i] & 1)
+				continue;
+			if (!buf) {
+				buf = buf_get(pg);
+				memcpy(buf, src, i * PAGE);
+			}
+			memset(buf + i * PAGE, 0, PAGE);
+			for (i++; i < nr && (vec[i] & 1); i++)
+				memcpy(buf + i * PAGE, src + i * PAGE, PAGE);
+			i--;
+		}
+	}
+	ret = upg_zpool_store(pg->zpool, buf ? buf : src, nr, &handle);
+	if (buf)
+		buf_put(pg, buf);
+	if (ret) {
+		upg_stat_inc(c, evict_failed);
+		__atomic_store_n(word, old, __ATOMIC_RELEASE);
+		pthread_mutex_lock(&pg->lock);	/* keep its place for later */
+		pg->ring_head = (pg->ring_head + pg->ring_cap - 1) % pg->ring_cap;
+		pg->ring[pg->ring_head] = ent;
+		pg->ring_len++;
+		pthread_mutex_unlock(&pg->lock);
+		return ret;
+	}
+	slot_discard(pg, ent.slot, 0, blen);
+	slot_free(pg, ent.slot);
+	__atomic_fetch_sub(&pg->inactive, blen, __ATOMIC_RELAXED);
+	__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle), __ATOMIC_RELEASE);
+	upg_pager_release(pg, blen);
+	upg_stat_inc(c, evictions);
+	upg_stat_add(c, UPG_STAT_evict_pages, nr);
+	return 1;
+}
+
+/*
+ * Keep an eighth of the budget INACTIVE: a hot block gets that long to be
+ * touched again before it is compressed. A first guess, to be adapted to
+ * the refault rate.
+ */
+static size_t inactive_target(struct upg_pager *pg)
+{
+	return pg->budget / 8;
+}
+
+/*
+ * One step of the evictor: deactivate a block while the INACTIVE share is
+ * below its target, else compress the oldest INACTIVE one. Returns false
+ * when neither can be done (nothing evictable, or the zpool refuses).
+ */
+static bool evict_step(struct upg_pager *pg, struct upg_counters *c)
+{
+	size_t inactive = load(&pg->inactive);
+	int ret;
+
+	if (inactive < inactive_target(pg) + pg->block_size &&
+	    pg->ring_len < pg->ring_cap) {
+		switch (deactivate_next(pg, c)) {
+		case DEACT_OK:
+			return true;
+		case DEACT_NO_SLOT:
+		case DEACT_NONE:
+			break;
+		}
+	}
+	do
+		ret = evict_oldest(pg, c);
+	while (ret == 0);	/* stale entries */
+	return ret > 0;
+}
+
+/* Evict until resident is at the low watermark or nothing more can go. */
+static void evict_round(struct upg_pager *pg, struct upg_counters *c)
+{
+	struct upg_runtime *rt = pg->rt;
+
+	while (!__atomic_load_n(&pg->stop, __ATOMIC_RELAXED)) {
+		size_t limit = resident_limit(pg), low = pg->low;
+		bool progress = true;
+
+		/* budget_total squeezes the resident limit: keep the gap. */
+		if (limit < pg->budget)
+			low = limit > pg->budget - pg->low ? limit - (pg->budget - pg->low) : 0;
+		if (load(&pg->resident) <= low)
+			return;
+		pthread_rwlock_rdlock(&rt->lock);
+		for (int i = 0; progress && i < EVICT_BATCH && load(&pg->resident) > low; i++)
+			progress = evict_step(pg, c);
+		pthread_rwlock_unlock(&rt->lock);
+		futex_wake_all(&pg->room_seq);
+		if (!progress) {
+			upg_stat_inc(c, evict_stuck);
+			return;
+		}
+	}
+}
+
+static void *evictor_main(void *arg)
+{
+	struct upg_pager *pg = arg;
+	struct upg_counters *c = upg_shared_counters(pg->rt);
+
+	while (!__atomic_load_n(&pg->stop, __ATOMIC_ACQUIRE)) {
+		uint32_t seq = __atomic_load_n(&pg->evict_seq, __ATOMIC_ACQUIRE);
+
+		if (load(&pg->resident) > pg->high ||
+		    __atomic_load_n(&pg->waiters, __ATOMIC_RELAXED)) {
+			evict_round(pg, c);
+			if (load(&pg->resident) > pg->low &&
+			    !__atomic_load_n(&pg->waiters, __ATOMIC_RELAXED))
+				futex_wait(&pg->evict_seq, seq, 10 * 1000000);
+			else if (load(&pg->resident) > pg->low)
+				usleep(1000);	/* stuck with waiters: let things move */
+			continue;
+		}
+		futex_wait(&pg->evict_seq, seq, 100 * 1000000);
+	}
+	return NULL;
+}
+
+void upg_pager_region_gone(struct upg_pager *pg, struct upg_region *r)
+{
+	if (!pg)
+		return;
+	for (size_t b = 0; b < r->nr_blocks; b++) {
+		uint64_t old = __atomic_exchange_n(&r->state[b], 0, __ATOMIC_ACQ_REL);
+
+		upg_pager_block_dropped(pg->rt, r, b, old);
+	}
+	pthread_mutex_lock(&pg->lock);
+	if (pg->hand_region == r) {
+		pg->hand_region = NULL;
+		pg->hand_block = 0;
+	}
+	/* Its FIFO entries are stale now: no block of it is INACTIVE. */
+	for (size_t i = 0; i < pg->ring_len; i++) {
+		struct inactive_entry *ent = &pg->ring[(pg->ring_head + i) % pg->ring_cap];
+
+		if (ent->r == r)
+			ent->r = NULL;
+	}
+	pthread_mutex_unlock(&pg->lock);
+}
+
+void upg_pager_stats(struct upg_pager *pg, struct upg_stats *st)
+{
+	struct upg_zpool_stats zs;
+
+	if (!pg)
+		return;
+	upg_zpool_stats(pg->zpool, &zs);
+	st->budget_bytes = pg->budget;
+	st->resident_bytes = load(&pg->resident);
+	st->inactive_bytes = load(&pg->inactive);
+	st->zpool_bytes = zs.mem_used;
+	st->zpool_orig_bytes = zs.orig_bytes;
+	st->zpool_stored_bytes = zs.stored_bytes;
+	st->zpool_same_pages = zs.same_pages;
+	st->zpool_raw_pages = zs.raw_pages;
+}
+
+/* Defaults: high 95 %, low 90 % of the budget (UPG_PERCENT or bytes). */
+static size_t level(size_t v, size_t budget, unsigned int dflt_pct)
+{
+	if (!v)
+		return budget / 100 * dflt_pct;
+	if (upg_is_percent(v))
+		return budget / 100 * upg_percent_of(v);
+	return v;
+}
+
+int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
+{
+	const struct upg_options *o = &rt->opts;
+	struct upg_zpool_config zc = { 0 };
+	struct upg_pager *pg;
+	int ret;
+
+	*out = NULL;
+	if (!o->budget && !o->budget_total)
+		return 0;
+	if (!(upg_runtime_features(rt) & UPG_FEAT_MOVE)) {
+		/* TODO(issue 4): write-protect + copy + MADV_DONTNEED. */
+		upg_err("a budget needs UFFDIO_MOVE (kernel 6.8+); the fallback "
+			"without it is not built yet");
+		return -EOPNOTSUPP;
+	}
+	pg = calloc(1, sizeof(*pg));
+	if (!pg)
+		return -ENOMEM;
+	pg->rt = rt;
+	pg->block_size = o->block_size;
+	pg->budget = o->budget ? o->budget : o->budget_total;
+	pg->budget_total = o->budget_total;
+	pg->high = level(o->high_watermark, pg->budget, 95);
+	pg->low = level(o->low_watermark, pg->budget, 90);
+	if (pg->low > pg->high)
+		pg->low = pg->high;
+	pthread_mutex_init(&pg->lock, NULL);
+	zc.max_bytes = o->zpool_max ? o->zpool_max : o->budget_total;
+	ret = upg_zpool_create(&zc, &pg->zpool);
+	if (ret)
+		goto err_free;
+	ret = upg_uffd_init_staging(&pg->staging_uffd, o->features);
+	if (ret)
+		goto err_zpool;
+	/* Slots for the INACTIVE share and then some; virtual until used. */
+	pg->nr_slots = (inactive_target(pg) + 2 * pg->block_size) / pg->block_size + 16;
+	pg->staging = mmap(NULL, pg->nr_slots * pg->block_size, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	pg->bufs = mmap(NULL, NR_BUFS * pg->block_size, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	pg->ring_cap = 2 * pg->nr_slots;
+	pg->free_slots = calloc(pg->nr_slots, sizeof(*pg->free_slots));
+	pg->ring = calloc(pg->ring_cap, sizeof(*pg->ring));
+	ret = -ENOMEM;
+	if (pg->staging == MAP_FAILED || pg->bufs == MAP_FAILED || !pg->free_slots || !pg->ring)
+		goto err_maps;
+	ret = upg_uffd_register(&pg->staging_uffd, (uintptr_t)pg->staging,
+				pg->nr_slots * pg->block_size);
+	if (ret)
+		goto err_maps;
+	for (size_t i = 0; i < pg->nr_slots; i++)
+		pg->free_slots[pg->nr_free++] = pg->nr_slots - 1 - i;
+	pg->bufs_free = ~0ull;
+	ret = -pthread_create(&pg->evictor, NULL, evictor_main, pg);
+	if (ret)
+		goto err_maps;
+	pg->evictor_started = true;
+	*out = pg;
+	return 0;
+
+err_maps:
+	free(pg->free_slots);
+	free(pg->ring);
+	if (pg->bufs != MAP_FAILED && pg->bufs)
+		munmap(pg->bufs, NR_BUFS * pg->block_size);
+	if (pg->staging != MAP_FAILED && pg->staging)
+		munmap(pg->staging, pg->nr_slots * pg->block_size);
+	upg_uffd_fini(&pg->staging_uffd);
+err_zpool:
+	upg_zpool_destroy(pg->zpool);
+err_free:
+	pthread_mutex_destroy(&pg->lock);
+	free(pg);
+	return ret;
+}
+
+void upg_pager_destroy(struct upg_pager *pg)
+{
+	if (!pg)
+		return;
+	__atomic_store_n(&pg->stop, true, __ATOMIC_RELEASE);
+	kick_evictor(pg);
+	if (pg->evictor_started)
+		pthread_join(pg->evictor, NULL);
+	munmap(pg->staging, pg->nr_slots * pg->block_size);
+	munmap(pg->bufs, NR_BUFS * pg->block_size);
+	upg_uffd_fini(&pg->staging_uffd);
+	upg_zpool_destroy(pg->zpool);
+	free(pg->free_slots);
+	free(pg->ring);
+	pthread_mutex_destroy(&pg->lock);
+	free(pg);
+}

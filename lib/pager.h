@@ -1,0 +1,75 @@
+/*
+ * The pager: keeps a runtime's resident memory under its budget. It counts
+ * resident bytes, runs the clock and the background evictor, and carries
+ * out the block transitions that involve a store (INACTIVE, COMPRESSED).
+ * fault.c and region.c call it; it exists only when a budget is set.
+ */
+#ifndef UPG_PAGER_H
+#define UPG_PAGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core.h"
+
+struct upg_pager;
+
+/* Sets *@out to NULL when the options set no budget (nothing to page). */
+int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out);
+/* Stop the evictor. Regions must be gone. NULL is fine. */
+void upg_pager_destroy(struct upg_pager *pg);
+
+/*
+ * Take @len bytes of the budget for a fill. False when there is no room
+ * now (the evictor is kicked): drop rt->lock, upg_pager_wait_room(), retry.
+ */
+bool upg_pager_try_reserve(struct upg_pager *pg, size_t len);
+/* Give back what a reserve took, or what a block no longer holds. */
+void upg_pager_release(struct upg_pager *pg, size_t len);
+/*
+ * Wait until the evictor has made room (counted as a stall, like PSI).
+ * Call without rt->lock: the evictor needs it.
+ */
+void upg_pager_wait_room(struct upg_pager *pg, struct upg_counters *c);
+
+/*
+ * Fault on a block that is INACTIVE or COMPRESSED (@old, read just now),
+ * of extent @e, at page @page. Returns false if the block changed under
+ * us (the caller looks again); true when the fault was resolved. A
+ * COMPRESSED block needs a reserve first (the caller's).
+ */
+bool upg_pager_fault(struct upg_pager *pg, struct upg_counters *c,
+		     const struct upg_extent *e, size_t block, uint64_t old,
+		     uintptr_t page);
+
+/*
+ * A block was dropped (REMOVE, UNMAP, destroy) out of state @old, which
+ * the caller has replaced by CAS: free its slot or handle, release its
+ * bytes. Safe with pg NULL.
+ */
+void upg_pager_block_dropped(struct upg_runtime *rt, struct upg_region *r,
+			     size_t block, uint64_t old);
+/*
+ * [start, end), part of block @block of @r, was dropped by MADV_DONTNEED:
+ * if the block is INACTIVE or COMPRESSED, those pages must read zeros
+ * when it comes back. Waits out a busy block.
+ */
+void upg_pager_block_punch(struct upg_runtime *rt, struct upg_region *r,
+			   size_t block, uintptr_t start, uintptr_t end);
+/* @r is being destroyed (rt->lock exclusive): forget it. */
+void upg_pager_region_gone(struct upg_pager *pg, struct upg_region *r);
+
+/* Gauges for upg_stats_get(). */
+void upg_pager_stats(struct upg_pager *pg, struct upg_stats *st);
+
+/* Bytes of block @b of @r (the last may be short). */
+static inline size_t upg_block_len(const struct upg_region *r, size_t b)
+{
+	uintptr_t start = r->start + (b << r->block_shift);
+	uintptr_t end = start + (1ul << r->block_shift);
+
+	return (end > r->end ? r->end : end) - start;
+}
+
+#endif
