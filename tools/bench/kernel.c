@@ -662,6 +662,25 @@ static int cg_setup(struct bench_kernel_env *env, uint64_t budget,
 			  : cg_setup_v1(env, val, err, err_len);
 }
 
+int bench_kernel_set_limit(struct bench_kernel_env *env, uint64_t bytes)
+{
+	char val[32], err[256];
+	int ret = -EBUSY;
+
+	if (bytes == UINT64_MAX)
+		snprintf(val, sizeof(val), "%s", env->cg_v2 ? "max" : "-1");
+	else
+		snprintf(val, sizeof(val), "%" PRIu64, bytes);
+	/*
+	 * Lowering the limit reclaims down to it in this write; v1 gives up
+	 * with EBUSY after a few rounds when reclaim falls behind: go on.
+	 */
+	for (int i = 0; i < 20 && ret == -EBUSY; i++)
+		ret = cg_write(env, env->cg_v2 ? "memory.max" : "memory.limit_in_bytes",
+			       val, err, sizeof(err));
+	return ret;
+}
+
 /*
  * A v1 swap header (what mkswap writes, less the UUID): the kernel checks
  * the magic at the end of the first page, the version and last_page.

@@ -44,6 +44,12 @@ int bench_kernel_setup(enum bench_engine e, uint64_t budget, uint64_t swap_size,
 		       const char *swap_dir, struct bench_kernel_env **out,
 		       char *err, size_t err_len);
 
+/*
+ * Change the cgroup's limit: UINT64_MAX for none. Lowering it reclaims
+ * (swaps out) down to the new limit before it returns.
+ */
+int bench_kernel_set_limit(struct bench_kernel_env *env, uint64_t bytes);
+
 /* Move @pid into the cgroup (before it allocates what it measures). */
 int bench_kernel_enter(struct bench_kernel_env *env, pid_t pid);
 

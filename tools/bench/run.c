@@ -187,7 +187,8 @@ static uint64_t status_kb(const char *key)
 /*
  * The region under test. ram and the kernel engines get plain anonymous
  * memory (the kernel ones live in the parent's memory cgroup); upager gets
- * a region of a runtime with default options plus UPAGER_* variables.
+ * a region of a runtime with default options plus UPAGER_* variables, and
+ * the job's budget (none when the budget is the whole size).
  */
 struct target {
 	uint8_t *base;
@@ -196,8 +197,9 @@ struct target {
 };
 
 static int target_map(const struct bench_job *job, enum bench_engine e,
-		      struct target *t, struct bench_result *res)
+		      struct target *t)
 {
+	struct upg_options o;
 	int ret;
 
 	*t = (struct target){ 0 };
@@ -217,7 +219,10 @@ static int target_map(const struct bench_job *job, enum bench_engine e,
 		t->base = p;
 		return 0;
 	}
-	ret = upg_runtime_create(NULL, &t->rt);
+	/* Defaults and UPAGER_* variables; the job's budget over them. */
+	upg_options_init(&o);
+	o.budget = bench_job_budget(job) < job->size ? bench_job_budget(job) : 0;
+	ret = upg_runtime_create(&o, &t->rt);
 	if (ret)
 		return ret;
 	ret = upg_region_create(t->rt, job->size, &t->region);
@@ -226,13 +231,6 @@ static int target_map(const struct bench_job *job, enum bench_engine e,
 		return ret;
 	}
 	t->base = upg_region_addr(t->region);
-	/* Said, not hidden: eviction is the pager issue's work. */
-	if (bench_job_budget(job) < job->size)
-		snprintf(res->note, sizeof(res->note),
-			 "upager has no eviction yet: ran without a budget "
-			 "(all %llu MiB resident)",
-			 (unsigned long long)(job->size >> 20));
-	res->budget = job->size;
 	return 0;
 }
 
@@ -449,9 +447,18 @@ static void measure_one(const struct bench_job *job, enum bench_engine e,
 	res->status = run_threads(job, e, t->base, pool, res, progress);
 	res->ram_resident = status_kb("VmRSS");
 	res->ram_meta = status_kb("VmPTE");
-	/* upager's state tables are in VmRSS already: mapped by the process. */
-	if (t->rt && !upg_stats_get(t->rt, &st))
+	if (t->rt && !upg_stats_get(t->rt, &st)) {
 		res->faults = st.faults - faults_before;
+		/*
+		 * VmRSS holds the zpool's arenas too (and the state tables,
+		 * which stay counted there): split the store out.
+		 */
+		res->ram_store = st.zpool_bytes;
+		res->ram_resident -= res->ram_resident > st.zpool_bytes ? st.zpool_bytes : 0;
+		if (st.zpool_stored_bytes)
+			res->compr_ratio = (double)st.zpool_orig_bytes /
+					   (double)st.zpool_stored_bytes;
+	}
 }
 
 static void start_result(const struct bench_job *job, enum bench_engine e,
@@ -480,6 +487,7 @@ static void fail_group(const struct bench_job *const *jobs, size_t nr,
 
 void bench_run_group(const struct bench_job *const *jobs, size_t nr,
 		     enum bench_engine e, struct bench_result *res, bool progress,
+		     void (*populated)(void *arg),
 		     void (*measured)(struct bench_result *res, void *arg), void *arg)
 {
 	const struct bench_job *first = jobs[0];
@@ -490,22 +498,20 @@ void bench_run_group(const struct bench_job *const *jobs, size_t nr,
 	int ret;
 
 	start_result(first, e, res);
-	ret = target_map(first, e, &t, res);
+	ret = target_map(first, e, &t);
 	if (ret) {
+		if (populated)
+			populated(arg);	/* the parent waits for it */
 		fail_group(jobs, nr, e, res, ret, "cannot map the region", measured, arg);
 		return;
 	}
 	t0 = now_ns();
 	populate(first, t.base);
+	if (populated)
+		populated(arg);
 	populate_sec = (double)(now_ns() - t0) / 1e9;
 	for (size_t i = 0; i < nr; i++) {
-		char note[BENCH_NOTE_MAX];
-
-		memcpy(note, res->note, sizeof(note));	/* target_map's */
 		start_result(jobs[i], e, res);
-		memcpy(res->note, note, sizeof(note));
-		if (e == BENCH_ENGINE_UPAGER)
-			res->budget = first->size;	/* see target_map */
 		/* Writes copy from a pool of the job's own content. */
 		free(pool);
 		pool = make_pool(jobs[i]);

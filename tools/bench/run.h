@@ -52,11 +52,13 @@ struct bench_result {
  * its options. @res is filled for each job in turn and handed to @measured
  * (may be NULL) while the region is still mapped, so the parent can read
  * the cgroup's and zram's usage as they were. With @progress, a live
- * progress line goes to stderr.
+ * progress line goes to stderr. @populated (may be NULL) is called once the
+ * region is populated, before the first job: the parent applies the
+ * kernel engines' limit then (see bench/run-standard).
  */
 void bench_run_group(const struct bench_job *const *jobs, size_t nr,
 		     enum bench_engine engine, struct bench_result *res,
-		     bool progress,
+		     bool progress, void (*populated)(void *arg),
 		     void (*measured)(struct bench_result *res, void *arg),
 		     void *arg);
 
