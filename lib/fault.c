@@ -223,7 +223,7 @@ bool upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
 		pthread_rwlock_unlock(&rt->lock);
 		if (res != FAULT_NEED_ROOM)
 			return e || fill_unknown;
-		upg_pager_wait_room(rt->pager, c);
+		upg_pager_reclaim(rt->pager, c);
 		res = FAULT_DONE;
 	}
 }

@@ -664,6 +664,26 @@ static void *evictor_main(void *arg)
 	return NULL;
 }
 
+void upg_pager_reclaim(struct upg_pager *pg, struct upg_counters *c)
+{
+	uint64_t t0 = upg_now_ns();
+	int ret;
+
+	pthread_rwlock_rdlock(&pg->rt->lock);
+	do
+		ret = evict_oldest(pg, c);
+	while (ret == 0);	/* stale entries */
+	pthread_rwlock_unlock(&pg->rt->lock);
+	kick_evictor(pg);
+	if (ret < 0) {
+		upg_pager_wait_room(pg, c);
+		return;
+	}
+	upg_stat_inc(c, reclaims_direct);
+	upg_stat_inc(c, stalls);
+	upg_stat_add(c, UPG_STAT_stall_ns, upg_now_ns() - t0);
+}
+
 void upg_pager_region_gone(struct upg_pager *pg, struct upg_region *r)
 {
 	if (!pg)

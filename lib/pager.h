@@ -34,6 +34,13 @@ void upg_pager_release(struct upg_pager *pg, size_t len);
 void upg_pager_wait_room(struct upg_pager *pg, struct upg_counters *c);
 
 /*
+ * No room: compress the oldest INACTIVE block in this thread (direct
+ * reclaim, as the kernel's faulting threads do), or wait for the evictor
+ * when there is none. Call without rt->lock.
+ */
+void upg_pager_reclaim(struct upg_pager *pg, struct upg_counters *c);
+
+/*
  * Fault on a block that is INACTIVE or COMPRESSED (@old, read just now),
  * of extent @e, at page @page. Returns false if the block changed under
  * us (the caller looks again); true when the fault was resolved. A

@@ -197,6 +197,7 @@ UPG_API size_t upg_region_len(const struct upg_region *region);
 	X(reader_empty)		/* woke, but another reader took it */	\
 	X(stalls)		/* fills that waited for the evictor */	\
 	X(stall_ns)		/* ... and the time they waited */	\
+	X(reclaims_direct)	/* of those, compressed a block themselves */ \
 	X(deactivations)	/* blocks moved out by the clock hand */ \
 	X(deactivate_failed)	/* could not be moved (shared, pinned) */ \
 	X(reactivations)	/* INACTIVE blocks touched: moved back */ \

@@ -100,18 +100,27 @@ static void *thread_main(void *arg)
 	struct thread_ctx *t = arg;
 	const struct bench_job *job = t->job;
 	bool random = bench_rw_is_random(job->rw);
-	uint64_t next_seq = 0, measured = 0, n = 0;
+	uint64_t next_seq = 0, measured = 0, n = 0, next_sample;
 	struct bench_rng rng;
 	int phase;
 
 	bench_rng_seed(&rng, job->seed * 1000003u + t->id);
+	/*
+	 * One access in BENCH_LAT_SAMPLE on average, at random gaps: a fixed
+	 * stride would sample the same page of every fill block on
+	 * sequential jobs (only the faults, or none of them).
+	 */
+	next_sample = 1 + bench_rng_next(&rng) % (2 * BENCH_LAT_SAMPLE - 1);
 	while ((phase = __atomic_load_n(t->phase, __ATOMIC_ACQUIRE)) != PHASE_STOP) {
 		for (unsigned int i = 0; i < CHECK_EVERY; i++, n++) {
 			uint64_t unit = random ? bench_dist_next(t->dist, &rng)
 					       : t->first_unit + next_seq++ % t->nr_units;
 			uint8_t *p = t->base + unit * job->bs;
-			bool sample = n % BENCH_LAT_SAMPLE == 0 && phase == PHASE_MEASURE;
+			bool sample = n == next_sample && phase == PHASE_MEASURE;
 			uint64_t t0 = sample ? now_ns() : 0;
+
+			if (n == next_sample)
+				next_sample += 1 + bench_rng_next(&rng) % (2 * BENCH_LAT_SAMPLE - 1);
 
 			if (is_read(job, &rng))
 				t->sum += read_unit(p, job->bs);
