@@ -26,6 +26,8 @@ struct upg_region {
 	size_t mapped_len;	/* bytes of its extents; under rt->lock */
 	/* The table lost part of it (no memory): destroy must not munmap. */
 	bool lost_track;
+	/* Made by the runtime for memory an mremap moved out of a region. */
+	bool adopted;
 	struct upg_region *prev, *next;	/* rt->regions; under rt->lock */
 };
 
@@ -68,9 +70,18 @@ static inline struct upg_counters *upg_shared_counters(struct upg_runtime *rt)
 
 /* region.c. Find: call with rt->lock held, either way. */
 const struct upg_extent *upg_extent_find(struct upg_runtime *rt, uintptr_t addr);
+/* The first extent that ends after @addr (it may start after it), or NULL. */
+const struct upg_extent *upg_extent_next(struct upg_runtime *rt, uintptr_t addr);
 /* Cut [start, end) out of the table (takes rt->lock exclusive). */
 void upg_extents_cut(struct upg_runtime *rt, uintptr_t start, uintptr_t end);
 void upg_region_destroy_all(struct upg_runtime *rt);
+/*
+ * mremap moved [from, from + len) to @to: make the new range a region of
+ * its own that keeps the old blocks' state (evicted data included).
+ * -ENOENT when the old range was not one piece of one region.
+ */
+int upg_region_adopt_remap(struct upg_runtime *rt, uintptr_t from, uintptr_t to,
+			   size_t len);
 /* upg_blocks_set() on every mapped piece of [start, end) (takes rt->lock). */
 void upg_extents_set_blocks(struct upg_runtime *rt, uintptr_t start,
 			    uintptr_t end, unsigned int to, unsigned int keep);

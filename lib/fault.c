@@ -198,11 +198,22 @@ bool upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
 {
 	enum fault_result res = FAULT_DONE;
 	const struct upg_extent *e;
-	bool counted = false;
+	bool counted = false, waited = false;
 
 	for (;;) {
 		pthread_rwlock_rdlock(&rt->lock);
 		e = upg_extent_find(rt, addr);
+		if (!e && !waited) {
+			/*
+			 * Perhaps the new range of an mremap whose event another
+			 * reader holds: its evicted blocks are still to be carried
+			 * over. Let the events read so far be handled first.
+			 */
+			pthread_rwlock_unlock(&rt->lock);
+			upg_uffd_loop_wait_events(rt->loop);
+			waited = true;
+			continue;
+		}
 		if ((e || fill_unknown) && !counted) {
 			upg_stat_inc(c, faults);
 			if (!write)
@@ -317,9 +328,10 @@ static void on_unmap(void *ctx, struct upg_counters *c, uintptr_t start,
 /*
  * mremap moved [from, from + len) to @to (the kernel reports the old range
  * with an UNMAP too; cutting twice is harmless). The new range stays
- * registered with us but belongs to no region: unregister it, so the
- * kernel serves it as plain anonymous memory. Its pages moved with it, and
- * a page never filled reads zeros either way.
+ * registered with us: it becomes a region of its own with the old blocks'
+ * state, so its evicted blocks come back on fault as before. Memory of no
+ * region (a region being destroyed) is unregistered instead: the kernel
+ * serves it as plain anonymous memory, its pages moved with it.
  */
 static void on_remap(void *ctx, struct upg_counters *c, uintptr_t from,
 		     uintptr_t to, size_t len)
@@ -328,7 +340,15 @@ static void on_remap(void *ctx, struct upg_counters *c, uintptr_t from,
 	int ret;
 
 	upg_stat_inc(c, events_remap);
+	ret = upg_region_adopt_remap(rt, from, to, len);
 	upg_extents_cut(rt, from, from + len);
+	if (!ret) {
+		upg_stat_inc(c, remap_adopted);
+		return;
+	}
+	if (ret != -ENOENT)
+		upg_err("mremap to %p: cannot follow it (%d): evicted data there is lost",
+			(void *)to, ret);
 	ret = upg_uffd_unregister(&rt->uffd, to, len);
 	if (ret)
 		upg_warn("mremap to %p: unregister: %d", (void *)to, ret);

@@ -75,6 +75,14 @@ struct upg_pager {
 	struct upg_region *hand_region;
 	size_t hand_block;
 
+	/*
+	 * Evictions hold it shared, fork (pager_fork_prepare) exclusive: no
+	 * block leaves while fork brings them all back. Taken before
+	 * rt->lock; writers first, so a stream of evictions cannot starve it.
+	 */
+	pthread_rwlock_t evict_lock;
+	struct upg_pager *next_live;	/* live_pagers, under live_lock */
+
 	uint8_t *bufs;			/* NR_BUFS blocks */
 	uint64_t bufs_free;		/* bit i: bufs[i] is free */
 
@@ -230,37 +238,57 @@ static uintptr_t block_start(const struct upg_region *r, size_t b)
 }
 
 /*
- * Fault on an INACTIVE block: move its pages back from the slot, clamped
- * to the extent (the rest of the block may be unmapped since).
+ * The next mapped piece of block @b of @r at or after @from, as [*start,
+ * *end): the part of an extent of @r that overlaps the block. A block whole
+ * when it was evicted may be cut by a munmap since; every piece still
+ * mapped must get its data back. Call with rt->lock held.
+ */
+static bool next_piece(struct upg_runtime *rt, struct upg_region *r, size_t b,
+		       uintptr_t from, uintptr_t *start, uintptr_t *end)
+{
+	uintptr_t be = block_start(r, b) + upg_block_len(r, b);
+
+	if (from >= be)
+		return false;
+	for (const struct upg_extent *e = upg_extent_next(rt, from); e && e->start < be;
+	     e = upg_extent_next(rt, e->end)) {
+		if (e->region != r)
+			continue;	/* another mapping in a hole of ours */
+		*start = e->start > from ? e->start : from;
+		*end = e->end < be ? e->end : be;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Fault on an INACTIVE block: move its pages back from the slot, each
+ * mapped piece of it. What cannot move (the mm changing under us) is
+ * dropped: the range is going away.
  */
 static void reactivate(struct upg_pager *pg, struct upg_counters *c,
-		       const struct upg_extent *e, size_t b, uint64_t slot,
+		       struct upg_region *r, size_t b, uint64_t slot,
 		       uint64_t *word)
 {
-	struct upg_region *r = e->region;
-	uintptr_t bs = block_start(r, b), start = bs, end = bs + upg_block_len(r, b);
-	size_t done = 0, len;
-	int ret;
+	uintptr_t bs = block_start(r, b), start, end;
+	size_t blen = upg_block_len(r, b), moved = 0;
 
-	start = start < e->start ? e->start : start;
-	end = end > e->end ? e->end : end;
-	len = end - start;
-	ret = upg_uffd_move(&pg->rt->uffd, start, (uintptr_t)slot_addr(pg, slot) + (start - bs),
-			    len, &done);
-	if (ret) {
-		/*
-		 * Nothing in the block can be mapped while it is INACTIVE
-		 * (every fault there comes to us), so this is the mm changing
-		 * under us: what did not move is lost to the application as
-		 * it is to the kernel's own swap when the range goes away.
-		 */
-		upg_stat_inc(c, fill_failed);
-		upg_uffd_wake(&pg->rt->uffd, start, len);
+	for (uintptr_t a = bs; next_piece(pg->rt, r, b, a, &start, &end); a = end) {
+		size_t done = 0;
+		int ret = upg_uffd_move(&pg->rt->uffd, start,
+					(uintptr_t)slot_addr(pg, slot) + (start - bs),
+					end - start, &done);
+
+		if (ret) {
+			upg_stat_inc(c, fill_failed);
+			upg_uffd_wake(&pg->rt->uffd, start, end - start);
+		}
+		moved += done;
 	}
-	if (ret || start != bs || len != upg_block_len(r, b))
-		slot_discard(pg, slot, 0, upg_block_len(r, b));
+	if (moved != blen)
+		slot_discard(pg, slot, 0, blen);
 	slot_free(pg, slot);
-	__atomic_fetch_sub(&pg->inactive, upg_block_len(r, b), __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&pg->inactive, blen, __ATOMIC_RELAXED);
 	upg_stat_inc(c, reactivations);
 	__atomic_store_n(word, upg_ps_make(UPG_PS_RESIDENT, 0) | UPG_PS_REF, __ATOMIC_RELEASE);
 }
@@ -288,17 +316,14 @@ static void fill_from(struct upg_runtime *rt, struct upg_counters *c,
 }
 
 static void swap_in(struct upg_pager *pg, struct upg_counters *c,
-		    const struct upg_extent *e, size_t b, uint64_t handle,
+		    struct upg_region *r, size_t b, uint64_t handle,
 		    uint64_t *word, uintptr_t page)
 {
-	struct upg_region *r = e->region;
 	size_t blen = upg_block_len(r, b);
-	uintptr_t bs = block_start(r, b), start = bs, end = bs + blen;
+	uintptr_t bs = block_start(r, b), start, end;
 	uint8_t *buf = buf_get(pg);
 	int ret;
 
-	start = start < e->start ? e->start : start;
-	end = end > e->end ? e->end : end;
 	ret = upg_zpool_load(pg->zpool, handle, buf, blen / PAGE);
 	if (ret) {
 		/*
@@ -315,12 +340,14 @@ static void swap_in(struct upg_pager *pg, struct upg_counters *c,
 		__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle), __ATOMIC_RELEASE);
 		return;
 	}
-	fill_from(pg->rt, c, start, end, buf + (start - bs));
+	for (uintptr_t a = bs; next_piece(pg->rt, r, b, a, &start, &end); a = end) {
+		fill_from(pg->rt, c, start, end, buf + (start - bs));
+		upg_stat_add(c, UPG_STAT_swapin_pages, (end - start) / PAGE);
+	}
 	buf_put(pg, buf);
 	/* Dirty tracking is not built yet: a page back in may be written. */
 	upg_zpool_free(pg->zpool, handle);
 	upg_stat_inc(c, swapins);
-	upg_stat_add(c, UPG_STAT_swapin_pages, (end - start) / PAGE);
 	__atomic_store_n(word, upg_ps_make(UPG_PS_RESIDENT, 0) | UPG_PS_REF, __ATOMIC_RELEASE);
 }
 
@@ -334,9 +361,9 @@ bool upg_pager_fault(struct upg_pager *pg, struct upg_counters *c,
 					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return false;
 	if (upg_ps_state(old) == UPG_PS_INACTIVE)
-		reactivate(pg, c, e, block, upg_ps_slot(old), word);
+		reactivate(pg, c, e->region, block, upg_ps_slot(old), word);
 	else
-		swap_in(pg, c, e, block, upg_ps_slot(old), word, page);
+		swap_in(pg, c, e->region, block, upg_ps_slot(old), word, page);
 	return true;
 }
 
@@ -418,6 +445,103 @@ void upg_pager_block_punch(struct upg_runtime *rt, struct upg_region *r,
 	}
 	__atomic_store_n(word, old, __ATOMIC_RELEASE);
 }
+
+/* The FIFO names a block that moved to another region (mremap). */
+static void ring_rename(struct upg_pager *pg, struct upg_region *old, size_t j,
+			struct upg_region *nr, size_t k)
+{
+	pthread_mutex_lock(&pg->lock);
+	for (size_t i = 0; i < pg->ring_len; i++) {
+		struct inactive_entry *ent = &pg->ring[(pg->ring_head + i) % pg->ring_cap];
+
+		if (ent->r == old && ent->block == j)
+			*ent = (struct inactive_entry){ nr, k, ent->slot };
+	}
+	pthread_mutex_unlock(&pg->lock);
+}
+
+/*
+ * A block cut by an mremap: the new region's block gets its own copy of
+ * the evicted data (the same offsets: the layouts line up), or, failing
+ * that, nothing (logged: its moved pages then read as zeros).
+ */
+static uint64_t share_block(struct upg_pager *pg, struct upg_region *old, size_t j,
+			    uint64_t w, struct upg_region *nr, size_t k,
+			    uintptr_t from, uintptr_t to)
+{
+	uintptr_t bs = block_start(old, j), be = bs + upg_block_len(old, j);
+	uintptr_t s = bs > from ? bs : from, t = be < to ? be : to;
+	size_t nlen = upg_block_len(nr, k), olen = upg_block_len(old, j), done;
+	uint64_t slot, handle;
+	uint8_t *buf;
+
+	switch (upg_ps_state(w)) {
+	case UPG_PS_RESIDENT:
+		__atomic_fetch_add(&pg->resident, nlen, __ATOMIC_RELAXED);
+		return upg_ps_make(UPG_PS_RESIDENT, 0);
+	case UPG_PS_INACTIVE:
+		if (!slot_alloc(pg, &slot))
+			break;
+		if (upg_uffd_move(&pg->staging_uffd, (uintptr_t)slot_addr(pg, slot) + (s - bs),
+				  (uintptr_t)slot_addr(pg, upg_ps_slot(w)) + (s - bs), t - s, &done)) {
+			slot_free(pg, slot);
+			break;
+		}
+		__atomic_fetch_add(&pg->resident, nlen, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&pg->inactive, nlen, __ATOMIC_RELAXED);
+		pthread_mutex_lock(&pg->lock);
+		if (pg->ring_len < pg->ring_cap)
+			pg->ring[(pg->ring_head + pg->ring_len++) % pg->ring_cap] =
+				(struct inactive_entry){ nr, k, slot };
+		pthread_mutex_unlock(&pg->lock);
+		return upg_ps_make(UPG_PS_INACTIVE, slot);
+	case UPG_PS_COMPRESSED:
+		buf = buf_get(pg);
+		handle = 0;
+		if (!upg_zpool_load(pg->zpool, upg_ps_slot(w), buf, olen / PAGE) &&
+		    upg_zpool_store(pg->zpool, buf, nlen / PAGE, &handle))
+			handle = 0;
+		buf_put(pg, buf);
+		if (!handle)
+			break;
+		return upg_ps_make(UPG_PS_COMPRESSED, handle);
+	default:
+		return upg_ps_make(upg_ps_state(w), 0);
+	}
+	upg_err("mremap: no room to keep the moved part of block %p: it reads zeros",
+		(void *)bs);
+	return upg_ps_make(UPG_PS_ABSENT, 0);
+}
+
+void upg_pager_block_moved(struct upg_runtime *rt, struct upg_region *old, size_t j,
+			   struct upg_region *nr, size_t k, uintptr_t from, uintptr_t to)
+{
+	struct upg_pager *pg = rt->pager;
+	uint64_t w = old->state[j];
+	uintptr_t bs = block_start(old, j), be = bs + upg_block_len(old, j);
+	size_t olen = upg_block_len(old, j), nlen = upg_block_len(nr, k);
+	bool counted = upg_ps_state(w) == UPG_PS_RESIDENT || upg_ps_state(w) == UPG_PS_INACTIVE;
+
+	if (bs >= from && be <= to) {
+		/* Wholly moved: the new block takes the word and what it owns. */
+		nr->state[k] = w;
+		old->state[j] = upg_ps_make(UPG_PS_UNMAPPED, 0);
+		if (!pg)
+			return;
+		if (upg_ps_state(w) == UPG_PS_INACTIVE)
+			ring_rename(pg, old, j, nr, k);
+		if (counted && nlen != olen) {
+			__atomic_fetch_add(&pg->resident, nlen, __ATOMIC_RELAXED);
+			upg_pager_release(pg, olen);
+		}
+		return;
+	}
+	nr->state[k] = pg ? share_block(pg, old, j, w, nr, k, from, to)
+			  : upg_ps_make(upg_ps_state(w), 0);
+	if (pg)
+		upg_stat_inc(upg_shared_counters(rt), remap_shared_blocks);
+}
+
 
 enum deact { DEACT_OK, DEACT_NONE, DEACT_NO_SLOT };
 
@@ -629,10 +753,12 @@ static void evict_round(struct upg_pager *pg, struct upg_counters *c)
 			low = limit > pg->budget - pg->low ? limit - (pg->budget - pg->low) : 0;
 		if (load(&pg->resident) <= low)
 			return;
+		pthread_rwlock_rdlock(&pg->evict_lock);
 		pthread_rwlock_rdlock(&rt->lock);
 		for (int i = 0; progress && i < EVICT_BATCH && load(&pg->resident) > low; i++)
 			progress = evict_step(pg, c);
 		pthread_rwlock_unlock(&rt->lock);
+		pthread_rwlock_unlock(&pg->evict_lock);
 		futex_wake_all(&pg->room_seq);
 		if (!progress) {
 			upg_stat_inc(c, evict_stuck);
@@ -669,11 +795,13 @@ void upg_pager_reclaim(struct upg_pager *pg, struct upg_counters *c)
 	uint64_t t0 = upg_now_ns();
 	int ret;
 
+	pthread_rwlock_rdlock(&pg->evict_lock);
 	pthread_rwlock_rdlock(&pg->rt->lock);
 	do
 		ret = evict_oldest(pg, c);
 	while (ret == 0);	/* stale entries */
 	pthread_rwlock_unlock(&pg->rt->lock);
+	pthread_rwlock_unlock(&pg->evict_lock);
 	kick_evictor(pg);
 	if (ret < 0) {
 		upg_pager_wait_room(pg, c);
@@ -725,6 +853,93 @@ void upg_pager_stats(struct upg_pager *pg, struct upg_stats *st)
 	st->zpool_raw_pages = zs.raw_pages;
 }
 
+/*
+ * fork(). Without UFFD_FEATURE_EVENT_FORK the child's copy of a region is
+ * plain memory, no longer registered: a block evicted at fork would read
+ * as zeros there. Until fork is followed through the event (issue 4), the
+ * parent brings every evicted block back before fork(), over budget if
+ * need be, and holds evictions until fork returns: the child gets all its
+ * data. A raw clone() without fork's handlers is not covered.
+ */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct upg_pager *live_pagers;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void bring_back_all(struct upg_pager *pg)
+{
+	struct upg_runtime *rt = pg->rt;
+	struct upg_counters *c = upg_shared_counters(rt);
+
+	pthread_rwlock_rdlock(&rt->lock);
+	for (size_t i = 0; i < rt->nr_extents; i++) {
+		const struct upg_extent *e = &rt->extents[i];
+		struct upg_region *r = e->region;
+		size_t first = (e->start - r->start) >> r->block_shift;
+		size_t last = (e->end - 1 - r->start) >> r->block_shift;
+
+		for (size_t b = first; b <= last; b++) {
+			uint64_t old = __atomic_load_n(&r->state[b], __ATOMIC_ACQUIRE);
+
+			if (upg_ps_state(old) != UPG_PS_INACTIVE &&
+			    upg_ps_state(old) != UPG_PS_COMPRESSED)
+				continue;
+			/* Over budget on purpose: the child must get it all. */
+			if (upg_ps_state(old) == UPG_PS_COMPRESSED)
+				__atomic_fetch_add(&pg->resident, upg_block_len(r, b),
+						   __ATOMIC_RELAXED);
+			if (upg_pager_fault(pg, c, e, b, old, block_start(r, b))) {
+				upg_stat_inc(c, fork_brought_back);
+				continue;
+			}
+			if (upg_ps_state(old) == UPG_PS_COMPRESSED)
+				upg_pager_release(pg, upg_block_len(r, b));
+			b--;	/* it changed under us: look again */
+		}
+	}
+	pthread_rwlock_unlock(&rt->lock);
+}
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&live_lock);
+	for (struct upg_pager *pg = live_pagers; pg; pg = pg->next_live) {
+		pthread_rwlock_wrlock(&pg->evict_lock);
+		bring_back_all(pg);
+	}
+}
+
+static void fork_done(void)
+{
+	for (struct upg_pager *pg = live_pagers; pg; pg = pg->next_live)
+		pthread_rwlock_unlock(&pg->evict_lock);
+	pthread_mutex_unlock(&live_lock);
+}
+
+static void atfork_register(void)
+{
+	pthread_atfork(fork_prepare, fork_done, fork_done);
+}
+
+static void live_add(struct upg_pager *pg)
+{
+	pthread_once(&atfork_once, atfork_register);
+	pthread_mutex_lock(&live_lock);
+	pg->next_live = live_pagers;
+	live_pagers = pg;
+	pthread_mutex_unlock(&live_lock);
+}
+
+static void live_del(struct upg_pager *pg)
+{
+	pthread_mutex_lock(&live_lock);
+	for (struct upg_pager **p = &live_pagers; *p; p = &(*p)->next_live)
+		if (*p == pg) {
+			*p = pg->next_live;
+			break;
+		}
+	pthread_mutex_unlock(&live_lock);
+}
+
 /* Defaults: high 95 %, low 90 % of the budget (UPG_PERCENT or bytes). */
 static size_t level(size_t v, size_t budget, unsigned int dflt_pct)
 {
@@ -739,6 +954,7 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 {
 	const struct upg_options *o = &rt->opts;
 	struct upg_zpool_config zc = { 0 };
+	pthread_rwlockattr_t rwa;
 	struct upg_pager *pg;
 	int ret;
 
@@ -763,6 +979,10 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 	if (pg->low > pg->high)
 		pg->low = pg->high;
 	pthread_mutex_init(&pg->lock, NULL);
+	pthread_rwlockattr_init(&rwa);
+	pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&pg->evict_lock, &rwa);
+	pthread_rwlockattr_destroy(&rwa);
 	zc.max_bytes = o->zpool_max ? o->zpool_max : o->budget_total;
 	ret = upg_zpool_create(&zc, &pg->zpool);
 	if (ret)
@@ -793,6 +1013,7 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 	if (ret)
 		goto err_maps;
 	pg->evictor_started = true;
+	live_add(pg);
 	*out = pg;
 	return 0;
 
@@ -807,6 +1028,7 @@ err_maps:
 err_zpool:
 	upg_zpool_destroy(pg->zpool);
 err_free:
+	pthread_rwlock_destroy(&pg->evict_lock);
 	pthread_mutex_destroy(&pg->lock);
 	free(pg);
 	return ret;
@@ -816,6 +1038,7 @@ void upg_pager_destroy(struct upg_pager *pg)
 {
 	if (!pg)
 		return;
+	live_del(pg);
 	__atomic_store_n(&pg->stop, true, __ATOMIC_RELEASE);
 	kick_evictor(pg);
 	if (pg->evictor_started)
@@ -826,6 +1049,7 @@ void upg_pager_destroy(struct upg_pager *pg)
 	upg_zpool_destroy(pg->zpool);
 	free(pg->free_slots);
 	free(pg->ring);
+	pthread_rwlock_destroy(&pg->evict_lock);
 	pthread_mutex_destroy(&pg->lock);
 	free(pg);
 }

@@ -64,6 +64,15 @@ void upg_pager_block_dropped(struct upg_runtime *rt, struct upg_region *r,
  */
 void upg_pager_block_punch(struct upg_runtime *rt, struct upg_region *r,
 			   size_t block, uintptr_t start, uintptr_t end);
+/*
+ * mremap: block @j of @old, which overlaps the moved range [from, to) of
+ * @old's addresses, becomes block @k of @nr too (rt->lock exclusive). A
+ * block wholly moved hands its word over (the old one becomes UNMAPPED,
+ * owning nothing); a block cut by the move is shared: the new one gets a
+ * copy of its evicted data. Safe with no pager (words move as they are).
+ */
+void upg_pager_block_moved(struct upg_runtime *rt, struct upg_region *old, size_t j,
+			   struct upg_region *nr, size_t k, uintptr_t from, uintptr_t to);
 /* @r is being destroyed (rt->lock exclusive): forget it. */
 void upg_pager_region_gone(struct upg_pager *pg, struct upg_region *r);
 

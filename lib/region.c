@@ -48,6 +48,13 @@ const struct upg_extent *upg_extent_find(struct upg_runtime *rt, uintptr_t addr)
 	return NULL;
 }
 
+const struct upg_extent *upg_extent_next(struct upg_runtime *rt, uintptr_t addr)
+{
+	size_t i = extent_index(rt, addr);
+
+	return i < rt->nr_extents ? &rt->extents[i] : NULL;
+}
+
 /* Room for @more extents; call with rt->lock exclusive. */
 static int extents_reserve(struct upg_runtime *rt, size_t more)
 {
@@ -355,6 +362,75 @@ void upg_region_destroy_all(struct upg_runtime *rt)
 			break;
 		upg_region_destroy(r);
 	}
+}
+
+/*
+ * mremap moved [from, from + len) of @old to @to (rt->lock exclusive). The
+ * moved range becomes a region of its own, laid out so that its blocks
+ * line up with the old ones: its start is @to less the offset of @from in
+ * its block, and only [to, to + len) is in the extent table. Resident
+ * pages moved with the mapping; evicted blocks keep their data by taking
+ * the old blocks' state words (pager.c moves or copies what the two
+ * regions now share). Nothing is copied into the application's memory
+ * here: the kernel refuses fills while the mremap is still in progress.
+ */
+static int adopt(struct upg_runtime *rt, struct upg_region *old, uintptr_t from,
+		 uintptr_t to, size_t len)
+{
+	size_t bs = 1ul << old->block_shift, off = (from - old->start) & (bs - 1);
+	size_t j0 = (from - old->start) >> old->block_shift, i;
+	struct upg_region *r;
+	int ret;
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->rt = rt;
+	r->block_shift = old->block_shift;
+	r->start = to - off;
+	r->end = to + len;
+	r->nr_blocks = (r->end - r->start + bs - 1) >> r->block_shift;
+	r->adopted = true;
+	r->state_len = align_up(r->nr_blocks * sizeof(r->state[0]), PAGE);
+	r->state = mmap(NULL, r->state_len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ret = -ENOMEM;
+	if (r->state == MAP_FAILED) {
+		r->state = NULL;
+		goto err_free;
+	}
+	if (extents_reserve(rt, 1))
+		goto err_free;
+	i = extent_index(rt, to);
+	if (i < rt->nr_extents && rt->extents[i].start < r->end) {
+		upg_err("mremap to %p: it overlaps a live extent", (void *)to);
+		ret = -EEXIST;
+		goto err_free;
+	}
+	for (size_t k = 0; k < r->nr_blocks && j0 + k < old->nr_blocks; k++)
+		upg_pager_block_moved(rt, old, j0 + k, r, k, from, from + len);
+	extent_insert_at(rt, i, (struct upg_extent){ to, to + len, r });
+	list_add(rt, r);
+	return 0;
+
+err_free:
+	region_free(r);
+	return ret;
+}
+
+int upg_region_adopt_remap(struct upg_runtime *rt, uintptr_t from, uintptr_t to,
+			   size_t len)
+{
+	const struct upg_extent *e;
+	int ret = -ENOENT;
+
+	pthread_rwlock_wrlock(&rt->lock);
+	e = upg_extent_find(rt, from);
+	/* One region's piece, moved whole (what realloc's mremap does). */
+	if (e && from + len <= e->end)
+		ret = adopt(rt, e->region, from, to, len);
+	pthread_rwlock_unlock(&rt->lock);
+	return ret;
 }
 
 UPG_API void *upg_region_addr(const struct upg_region *r)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -402,4 +403,113 @@ Test(pager, budget_without_move_is_refused_with_eopnotsupp, .timeout = 30)
 	t_log_capture();
 	cr_assert_eq(upg_runtime_create(&o, &rt), -EOPNOTSUPP);
 	cr_assert(t_log_contains("UFFDIO_MOVE"));
+}
+
+/* mremap moves a region's pages; its evicted blocks must follow them. */
+Test(pager, mremap_carries_evicted_blocks_to_the_new_address, .timeout = 60)
+{
+	size_t budget = 2ul << 20, len = 8ul << 20;
+	struct upg_runtime *rt;
+	struct upg_region *r;
+	uint8_t *base = written_region(budget, len, 4, K_TEXT, &rt, &r), *moved;
+	struct upg_stats st;
+
+	t_stats_settled(rt, &st);
+	cr_assert_gt(st.evictions, 0);
+	/* A spot far away, so the kernel must move the mapping. */
+	moved = mmap(NULL, 2 * len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(moved, MAP_FAILED);
+	moved = mremap(base, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, moved + len / 2);
+	cr_assert_neq(moved, MAP_FAILED, "mremap: %s", strerror(errno));
+	for (size_t pg = 0; pg < len / T_PAGE; pg++)
+		cr_assert(page_ok(moved + pg * T_PAGE, pg, 4, K_TEXT), "page %zu lost in the move", pg);
+	t_stats_settled(rt, &st);
+	cr_assert_eq(st.remap_adopted, 1);
+	/* It is still managed: pushed out and read back again. */
+	push_out(rt, budget);
+	for (size_t pg = 0; pg < len / T_PAGE; pg++)
+		cr_assert(page_ok(moved + pg * T_PAGE, pg, 4, K_TEXT), "page %zu after", pg);
+	munmap(moved, len);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
+
+/* A block evicted whole, then cut in two by a munmap in its middle. */
+Test(pager, munmap_inside_an_evicted_block_keeps_both_sides, .timeout = 60)
+{
+	size_t budget = 1ul << 20, len = 4ul << 20, bs = 64ul << 10;
+	struct upg_runtime *rt;
+	struct upg_region *r;
+	uint8_t *base = written_region(budget, len, 6, K_TEXT, &rt, &r);
+
+	push_out(rt, budget);
+	/* Pages 4-7 of block 0 go; 0-3 and 8-15 stay. */
+	cr_assert_eq(munmap(base + 4 * T_PAGE, 4 * T_PAGE), 0);
+	for (size_t pg = 0; pg < bs / T_PAGE; pg++)
+		if (pg < 4 || pg >= 8)
+			cr_assert(page_ok(base + pg * T_PAGE, pg, 6, K_TEXT), "page %zu", pg);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
+
+/*
+ * fork(): the child gets a full copy (evicted blocks are brought back
+ * before fork), and the parent keeps its data too.
+ */
+Test(pager, fork_child_and_parent_both_see_evicted_data, .timeout = 60)
+{
+	size_t budget = 2ul << 20, len = 8ul << 20;
+	struct upg_runtime *rt;
+	struct upg_region *r;
+	uint8_t *base = written_region(budget, len, 8, K_TEXT, &rt, &r);
+	struct upg_stats st;
+	int status;
+	pid_t pid;
+
+	t_stats_settled(rt, &st);
+	cr_assert_gt(st.evictions, 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		for (size_t pg = 0; pg < len / T_PAGE; pg++)
+			if (!page_ok(base + pg * T_PAGE, pg, 8, K_TEXT))
+				_exit(10);
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the child saw wrong data (status %d)", status);
+	for (size_t pg = 0; pg < len / T_PAGE; pg++)
+		cr_assert(page_ok(base + pg * T_PAGE, pg, 8, K_TEXT), "parent page %zu", pg);
+	t_stats_settled(rt, &st);
+	cr_assert_gt(st.fork_brought_back, 0);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
+
+/* A part of a region, cut mid-block at both ends, moved elsewhere. */
+Test(pager, mremap_of_part_of_a_region_keeps_both_parts, .timeout = 60)
+{
+	size_t budget = 2ul << 20, len = 8ul << 20, first = 21, nr = 300;
+	struct upg_runtime *rt;
+	struct upg_region *r;
+	uint8_t *base = written_region(budget, len, 7, K_RANDOM, &rt, &r), *moved;
+	struct upg_stats st;
+
+	push_out(rt, budget);
+	moved = mmap(NULL, nr * T_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(moved, MAP_FAILED);
+	moved = mremap(base + first * T_PAGE, nr * T_PAGE, nr * T_PAGE,
+		       MREMAP_MAYMOVE | MREMAP_FIXED, moved);
+	cr_assert_neq(moved, MAP_FAILED, "mremap: %s", strerror(errno));
+	for (size_t pg = 0; pg < nr; pg++)
+		cr_assert(page_ok(moved + pg * T_PAGE, first + pg, 7, K_RANDOM), "moved page %zu", pg);
+	for (size_t pg = 0; pg < len / T_PAGE; pg++)
+		if (pg < first || pg >= first + nr)
+			cr_assert(page_ok(base + pg * T_PAGE, pg, 7, K_RANDOM), "page %zu", pg);
+	t_stats_settled(rt, &st);
+	cr_assert_gt(st.remap_shared_blocks, 0);
+	munmap(moved, nr * T_PAGE);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
 }

@@ -1,17 +1,20 @@
 /*
- * upager-demo: a program whose heap is served by upager, side by side with
- * the same work on the kernel's own anonymous memory.
+ * upager-demo: a program whose heap is served by upager, under a budget
+ * smaller than its working set, side by side with the same work under the
+ * kernel's own swap.
  *
- * Two threads build an open-addressing hash table of 64-bit keys in a
- * region much larger than the caches (--size, default 1 GiB), then look
- * every key up again and check a checksum of the values. Every first touch
- * of a page is a page fault: upager's fault threads serve them for the
- * managed table, the kernel for the plain one. Both tables must give the
- * same checksum; the times and upager's fault counts are printed.
+ * An in-memory key-value store: a table of 64-byte records (--size,
+ * default 256 MiB) is written once, front to back, by two threads; then
+ * the two threads look up a million keys drawn from a zipf(0.99)
+ * distribution (a few hot keys, a long cold tail, as caches see) and sum
+ * the values. Both sides must give the same checksum.
  *
- * A memory budget smaller than the working set (eviction to compressed
- * RAM) arrives with the pager issue; until then this demo shows the fault
- * engine alone.
+ * Both run under the same budget (--budget, default 50 %): upager's, with
+ * cold blocks compressed into its zpool, and, as root, the kernel's own
+ * swap: the plain table lives in a child process inside a memory cgroup
+ * limited to the budget with zram (lz4) behind it, set up and torn down
+ * by upager-bench's kernel engine code. Without root the kernel side runs
+ * without a limit, and says so.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -19,20 +22,33 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <upager/upager.h>
 
+#include "dist.h"
+#include "kernel.h"
+
 #define NR_THREADS	2
+#define NR_LOOKUPS	(1u << 20)
+#define RECORD		64
+
+struct record {
+	uint64_t key, value;
+	char text[RECORD - 16];	/* compressible, as real records are */
+};
 
 struct table {
-	uint64_t *slots;	/* key, value pairs; key 0 = empty */
-	size_t nr_slots;	/* a power of two */
+	struct record *rec;
+	size_t nr;
 };
 
 struct job {
 	struct table *t;
-	uint64_t first, count;	/* keys first .. first + count - 1 */
+	uint64_t first, count;	/* build: records first .. first + count - 1 */
+	unsigned int id;
 	uint64_t sum;
 };
 
@@ -44,41 +60,35 @@ static uint64_t mix(uint64_t x)
 	return x;
 }
 
-static void insert(struct table *t, uint64_t key, uint64_t value)
-{
-	for (size_t i = mix(key) & (t->nr_slots - 1);; i = (i + 1) & (t->nr_slots - 1)) {
-		uint64_t expected = 0;
-
-		if (__atomic_compare_exchange_n(&t->slots[2 * i], &expected, key, false,
-						__ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-			t->slots[2 * i + 1] = value;
-			return;
-		}
-	}
-}
-
-static uint64_t lookup(const struct table *t, uint64_t key)
-{
-	for (size_t i = mix(key) & (t->nr_slots - 1);; i = (i + 1) & (t->nr_slots - 1))
-		if (t->slots[2 * i] == key)
-			return t->slots[2 * i + 1];
-}
-
 static void *build(void *arg)
 {
+	static const char words[] = "user session cart item price total user session cart item";
 	struct job *j = arg;
 
-	for (uint64_t k = j->first; k < j->first + j->count; k++)
-		insert(j->t, k, mix(k * 7));
+	for (uint64_t k = j->first; k < j->first + j->count; k++) {
+		struct record *r = &j->t->rec[k];
+
+		r->key = k;
+		r->value = mix(k * 7);
+		memcpy(r->text, words + k % 8, sizeof(r->text));
+	}
 	return NULL;
 }
 
+/* zipf(0.99) keys, the same stream on both sides (seeded by thread). */
 static void *probe(void *arg)
 {
 	struct job *j = arg;
+	struct bench_dist d;
+	struct bench_rng rng;
 
-	for (uint64_t k = j->first; k < j->first + j->count; k++)
-		j->sum += lookup(j->t, k);
+	bench_dist_init(&d, BENCH_DIST_ZIPF, 0.99, j->t->nr);
+	bench_rng_seed(&rng, 42 + j->id);
+	for (unsigned int i = 0; i < NR_LOOKUPS / NR_THREADS; i++) {
+		const struct record *r = &j->t->rec[bench_dist_next(&d, &rng)];
+
+		j->sum += r->value ^ r->key ^ (uint8_t)r->text[5];
+	}
 	return NULL;
 }
 
@@ -90,10 +100,10 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Fill the table to half its slots, then probe all; returns the checksum. */
+/* Write every record, then look keys up; returns the checksum. */
 static uint64_t run(struct table *t, double *build_s, double *probe_s)
 {
-	uint64_t keys = t->nr_slots / 2, sum = 0;
+	uint64_t keys = t->nr, sum = 0;
 	struct job jobs[NR_THREADS];
 	pthread_t th[NR_THREADS];
 	double t0;
@@ -101,8 +111,8 @@ static uint64_t run(struct table *t, double *build_s, double *probe_s)
 	for (int pass = 0; pass < 2; pass++) {
 		t0 = now_s();
 		for (int i = 0; i < NR_THREADS; i++) {
-			jobs[i] = (struct job){ t, 1 + keys * (uint64_t)i / NR_THREADS,
-				keys / NR_THREADS, 0 };
+			jobs[i] = (struct job){ t, keys * (uint64_t)i / NR_THREADS,
+				keys / NR_THREADS, (unsigned int)i, 0 };
 			pthread_create(&th[i], NULL, pass ? probe : build, &jobs[i]);
 		}
 		for (int i = 0; i < NR_THREADS; i++)
@@ -114,45 +124,138 @@ static uint64_t run(struct table *t, double *build_s, double *probe_s)
 	return sum;
 }
 
-static size_t parse_size(const char *s)
-{
-	char *end;
-	size_t v = strtoull(s, &end, 10);
+struct kernel_result {
+	double build_s, probe_s;
+	uint64_t sum;
+	int status;
+};
 
-	switch (*end) {
-	case 'G': case 'g': v <<= 30; break;
-	case 'M': case 'm': v <<= 20; break;
+/* The plain table, in a child (so a memory cgroup can hold it). */
+static void kernel_child(size_t size, int go, int out)
+{
+	struct kernel_result res = { 0 };
+	struct table plain = { .nr = size / RECORD };
+	char byte;
+
+	if (read(go, &byte, 1) != 1)
+		_exit(1);
+	plain.rec = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (plain.rec == MAP_FAILED)
+		res.status = -1;
+	else
+		res.sum = run(&plain, &res.build_s, &res.probe_s);
+	if (write(out, &res, sizeof(res)) != (ssize_t)sizeof(res))
+		_exit(1);
+	_exit(0);
+}
+
+/*
+ * Run the plain table under the kernel's swap: a memory cgroup limited to
+ * @budget with zram behind it when we may, else no limit (said in @how).
+ */
+static int run_kernel(size_t size, size_t budget, struct kernel_result *res,
+		      char *how, size_t how_len)
+{
+	struct bench_kernel_env *env = NULL;
+	char why[256];
+	int go[2], out[2], status;
+	pid_t pid;
+	int ret;
+
+	ret = bench_kernel_check(BENCH_ENGINE_KERNEL_ZRAM, why, sizeof(why));
+	if (!ret)
+		ret = bench_kernel_setup(BENCH_ENGINE_KERNEL_ZRAM, budget, size, "/var/tmp",
+					 &env, why, sizeof(why));
+	if (ret)
+		snprintf(how, how_len, "no limit (%s)", why);
+	else
+		snprintf(how, how_len, "memory cgroup limit %zu MiB + zram (lz4)", budget >> 20);
+	if (pipe(go) || pipe(out))
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0)
+		kernel_child(size, go[0], out[1]);
+	ret = pid < 0 ? -1 : env ? bench_kernel_enter(env, pid) : 0;
+	if (!ret && write(go[1], "g", 1) != 1)
+		ret = -1;
+	if (!ret && read(out[0], res, sizeof(*res)) != (ssize_t)sizeof(*res))
+		ret = -1;
+	close(go[1]);
+	close(out[0]);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	bench_kernel_teardown(env);
+	return ret ? ret : res->status;
+}
+
+/* "512M", or "25%" of @size. */
+static int parse_budget(const char *s, size_t size, size_t *out)
+{
+	uint64_t v;
+	char *end;
+
+	if (strchr(s, '%')) {
+		v = strtoull(s, &end, 10);
+		if (*end != '%' || end[1] || !v || v > 100)
+			return -EINVAL;
+		*out = size / 100 * v;
+		return 0;
 	}
-	return v;
+	if (upg_parse_size(s, &v))
+		return -EINVAL;
+	*out = (size_t)v;
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	size_t size = 1ul << 30;
+	size_t size = 256ul << 20, budget = 0;
+	const char *budget_arg = "50%";
 	struct upg_runtime *rt;
 	struct upg_region *region;
 	struct upg_stats st = { .size = sizeof(st) };
-	struct table plain, managed;
-	double kb, kp, ub, up;
-	uint64_t ksum, usum;
+	struct kernel_result k;
+	struct upg_options o;
+	struct table managed;
+	char how[512];
+	double ub, up;
+	uint64_t usum, v;
 	int ret;
 
-	if (argc > 1 && !strncmp(argv[1], "--size=", 7))
-		size = parse_size(argv[1] + 7);
+	for (int i = 1; i < argc; i++) {
+		if (!strncmp(argv[i], "--size=", 7) && !upg_parse_size(argv[i] + 7, &v)) {
+			size = (size_t)v;
+		} else if (!strncmp(argv[i], "--budget=", 9)) {
+			budget_arg = argv[i] + 9;
+		} else {
+			fprintf(stderr, "usage: upager-demo [--size=256M] [--budget=50%%|BYTES]\n");
+			return 2;
+		}
+	}
 	if (size < (1 << 20) || (size & (size - 1))) {
 		fprintf(stderr, "upager-demo: --size must be a power of two, at least 1M\n");
 		return 2;
 	}
-	plain.nr_slots = managed.nr_slots = size / 16;
+	if (parse_budget(budget_arg, size, &budget) || budget > size) {
+		fprintf(stderr, "upager-demo: --budget: bytes or a percentage of --size\n");
+		return 2;
+	}
+	managed.nr = size / RECORD;
+	printf("key-value table of %zu MiB (%zu records), %d threads, %u zipf(0.99) "
+	       "lookups, budget %zu MiB\n", size >> 20, managed.nr, NR_THREADS,
+	       NR_LOOKUPS, budget >> 20);
+	fflush(stdout);
 
-	plain.slots = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (plain.slots == MAP_FAILED)
-		return perror("mmap"), 1;
-	ksum = run(&plain, &kb, &kp);
-	munmap(plain.slots, size);
+	if (run_kernel(size, budget, &k, how, sizeof(how))) {
+		fprintf(stderr, "upager-demo: the kernel side failed\n");
+		return 1;
+	}
 
-	ret = upg_runtime_create(NULL, &rt);	/* defaults + UPAGER_* */
+	upg_options_init(&o);		/* defaults + UPAGER_* */
+	o.budget = budget < size ? budget : 0;
+	ret = upg_runtime_create(&o, &rt);
 	if (ret) {
 		fprintf(stderr, "upager-demo: %s\n", strerror(-ret));
 		return 1;
@@ -162,21 +265,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, "upager-demo: region: %s\n", strerror(-ret));
 		return 1;
 	}
-	managed.slots = upg_region_addr(region);
+	managed.rec = upg_region_addr(region);
 	usum = run(&managed, &ub, &up);
 	upg_stats_get(rt, &st);
 	upg_region_destroy(region);
 	upg_runtime_destroy(rt);
 
-	printf("hash table of %zu MiB, %d threads, %zu keys\n", size >> 20,
-	       NR_THREADS, plain.nr_slots / 2);
-	printf("%-8s %10s %10s  %s\n", "memory", "build s", "probe s", "checksum");
-	printf("%-8s %10.3f %10.3f  %016llx\n", "kernel", kb, kp, (unsigned long long)ksum);
-	printf("%-8s %10.3f %10.3f  %016llx\n", "upager", ub, up, (unsigned long long)usum);
-	printf("upager: %llu faults served, %llu pages filled, service p50 %.1f us p99 %.1f us\n",
-	       (unsigned long long)st.faults, (unsigned long long)st.fill_pages,
-	       (double)st.fault_ns_p50 / 1e3, (double)st.fault_ns_p99 / 1e3);
-	if (ksum != usum) {
+	printf("%-8s %10s %10s  %-16s  %s\n", "memory", "build s", "probe s", "checksum", "under");
+	printf("%-8s %10.3f %10.3f  %016llx  %s\n", "kernel", k.build_s, k.probe_s,
+	       (unsigned long long)k.sum, how);
+	printf("%-8s %10.3f %10.3f  %016llx  upager budget %zu MiB + zpool (lz4)\n", "upager",
+	       ub, up, (unsigned long long)usum, budget >> 20);
+	printf("upager: %llu faults, %llu blocks compressed, %llu brought back, "
+	       "zpool %.1f MiB (%.2fx), fills waited %.2f s in all\n",
+	       (unsigned long long)st.faults, (unsigned long long)st.evictions,
+	       (unsigned long long)st.swapins, (double)st.zpool_bytes / (1 << 20),
+	       st.zpool_stored_bytes ? (double)st.zpool_orig_bytes / (double)st.zpool_stored_bytes : 0,
+	       (double)st.stall_ns / 1e9);
+	if (k.sum != usum) {
 		fprintf(stderr, "upager-demo: CHECKSUMS DIFFER\n");
 		return 1;
 	}

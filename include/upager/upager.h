@@ -193,6 +193,8 @@ UPG_API size_t upg_region_len(const struct upg_region *region);
 	X(events_remove)	/* MADV_DONTNEED/REMOVE events */	\
 	X(events_unmap)		/* munmap events */			\
 	X(events_remap)		/* mremap events */			\
+	X(remap_adopted)	/* mremaps followed: the new range managed */ \
+	X(remap_shared_blocks)	/* blocks cut by an mremap, data copied */ \
 	X(reader_wakeups)	/* poll() returns in reader threads */	\
 	X(reader_empty)		/* woke, but another reader took it */	\
 	X(stalls)		/* fills that waited for the evictor */	\
@@ -207,7 +209,8 @@ UPG_API size_t upg_region_len(const struct upg_region *region);
 	X(evict_stuck)		/* evictor rounds that found nothing */	\
 	X(swapins)		/* COMPRESSED blocks brought back */	\
 	X(swapin_pages)		/* ... in pages */			\
-	X(swapin_failed)	/* failed to decompress: poisoned */
+	X(swapin_failed)	/* failed to decompress: poisoned */	\
+	X(fork_brought_back)	/* evicted blocks brought back for fork() */
 
 #define UPG_LAT_BUCKETS	512
 

@@ -33,10 +33,26 @@ struct reader {
 	 * handled; upg_uffd_loop_quiesce() waits on this to close that gap.
 	 */
 	uint64_t batch_seq;
+	/*
+	 * Odd from just before a read(2) until the events among its messages
+	 * are handled (a batch handles its events first, then its faults).
+	 * A SIGBUS-mode fault at an address we do not know waits on it
+	 * (upg_uffd_loop_wait_events): the address may be the new range of
+	 * an mremap whose event the reader holds.
+	 */
+	uint64_t event_seq;
 };
 
 struct upg_uffd_loop {
 	struct upg_uffd *u;
+	/*
+	 * Held from read(2) until the events read are handled: events are
+	 * handled in the order the kernel queued them (an mremap's REMAP
+	 * before its UNMAP; its REMAP before a fault at the new address,
+	 * which another reader would otherwise take for memory of no
+	 * region). Faults are handled after it is dropped, in parallel.
+	 */
+	pthread_mutex_t read_lock;
 	const struct upg_uffd_ops *ops;
 	void *ctx;
 	int stop_fd;
@@ -95,9 +111,13 @@ static void *reader_main(void *arg)
 		if (pfd[1].revents)
 			break;
 		upg_stat_inc(r->counters, reader_wakeups);
+		pthread_mutex_lock(&l->read_lock);
 		__atomic_fetch_add(&r->batch_seq, 1, __ATOMIC_SEQ_CST);
+		__atomic_fetch_add(&r->event_seq, 1, __ATOMIC_SEQ_CST);
 		n = read(l->u->fd, msgs, sizeof(msgs));
 		if (n < 0) {
+			__atomic_fetch_add(&r->event_seq, 1, __ATOMIC_RELEASE);
+			pthread_mutex_unlock(&l->read_lock);
 			__atomic_fetch_add(&r->batch_seq, 1, __ATOMIC_RELEASE);
 			if (errno == EAGAIN || errno == EINTR) {
 				/* Another reader took it: plain poll wakes all. */
@@ -108,8 +128,20 @@ static void *reader_main(void *arg)
 			break;
 		}
 		now = upg_now_ns();
-		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++)
-			dispatch(l, r->counters, &msgs[i], now);
+		n /= (ssize_t)sizeof(msgs[0]);
+		/*
+		 * Events first, in order: a fault read with them is at worst
+		 * one the event makes moot (its range gone), which it
+		 * answers with a wake and a refault.
+		 */
+		for (ssize_t i = 0; i < n; i++)
+			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+				dispatch(l, r->counters, &msgs[i], now);
+		__atomic_fetch_add(&r->event_seq, 1, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&l->read_lock);
+		for (ssize_t i = 0; i < n; i++)
+			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+				dispatch(l, r->counters, &msgs[i], now);
 		__atomic_fetch_add(&r->batch_seq, 1, __ATOMIC_RELEASE);
 	}
 	return NULL;
@@ -139,16 +171,26 @@ static int start_reader(struct reader *r)
 	return ret;
 }
 
+/* Wait until @seq, if odd now, has moved on. */
+static void wait_past(uint64_t *seq)
+{
+	uint64_t s = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+
+	/* A batch takes microseconds; yielding lets it finish here too. */
+	while (s % 2 && __atomic_load_n(seq, __ATOMIC_ACQUIRE) == s)
+		sched_yield();
+}
+
 void upg_uffd_loop_quiesce(struct upg_uffd_loop *l)
 {
-	for (unsigned int i = 0; l && i < l->nr_readers; i++) {
-		uint64_t *seq = &l->readers[i].batch_seq;
-		uint64_t s = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+	for (unsigned int i = 0; l && i < l->nr_readers; i++)
+		wait_past(&l->readers[i].batch_seq);
+}
 
-		/* A batch takes microseconds; yielding lets it finish here too. */
-		while (s % 2 && __atomic_load_n(seq, __ATOMIC_ACQUIRE) == s)
-			sched_yield();
-	}
+void upg_uffd_loop_wait_events(struct upg_uffd_loop *l)
+{
+	for (unsigned int i = 0; l && i < l->nr_readers; i++)
+		wait_past(&l->readers[i].event_seq);
 }
 
 void upg_uffd_loop_stop(struct upg_uffd_loop *l)
@@ -182,6 +224,7 @@ int upg_uffd_loop_start(struct upg_uffd *u, unsigned int nr_threads, bool pin,
 	l->ops = ops;
 	l->ctx = ctx;
 	l->nr_readers = nr_threads;
+	pthread_mutex_init(&l->read_lock, NULL);
 	l->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (l->stop_fd < 0) {
 		ret = -errno;

@@ -117,6 +117,14 @@ int upg_uffd_loop_start(struct upg_uffd *u, unsigned int nr_threads, bool pin,
  */
 void upg_uffd_loop_quiesce(struct upg_uffd_loop *loop);
 
+/*
+ * Wait until every event read before this call has been handled (events
+ * only; faults may still be in hand). A reader calls it before it treats
+ * an address as unknown: the address may be the new range of an mremap
+ * whose event another reader has read but not yet handled.
+ */
+void upg_uffd_loop_wait_events(struct upg_uffd_loop *loop);
+
 /* Stop and join the readers. NULL is fine. */
 void upg_uffd_loop_stop(struct upg_uffd_loop *loop);
 
