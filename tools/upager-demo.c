@@ -6,10 +6,11 @@
  * An in-memory key-value store: a table of 64-byte records (--size,
  * default 256 MiB) is written once, front to back, by two threads; then
  * the two threads look up a million keys drawn from a zipf(0.99)
- * distribution (a few hot keys, a long cold tail, as caches see) and sum
- * the values. Both sides must give the same checksum.
+ * distribution (a few hot keys, a long cold tail, as caches see; the hot
+ * records are the newest, at the front) and sum the values. Both sides
+ * must give the same checksum.
  *
- * Both run under the same budget (--budget, default 50 %): upager's, with
+ * Both run under the same budget (--budget, default 25 %): upager's, with
  * cold blocks compressed into its zpool, and, as root, the kernel's own
  * swap: the plain table lives in a child process inside a memory cgroup
  * limited to the budget with zram (lz4) behind it, set up and torn down
@@ -75,7 +76,11 @@ static void *build(void *arg)
 	return NULL;
 }
 
-/* zipf(0.99) keys, the same stream on both sides (seeded by thread). */
+/*
+ * zipf(0.99) keys, the same stream on both sides (seeded by thread). Key
+ * k is the k-th most popular: the newest records, at the front of the
+ * table, are the hot ones, as in a cache of recent items.
+ */
 static void *probe(void *arg)
 {
 	struct job *j = arg;
@@ -85,7 +90,7 @@ static void *probe(void *arg)
 	bench_dist_init(&d, BENCH_DIST_ZIPF, 0.99, j->t->nr);
 	bench_rng_seed(&rng, 42 + j->id);
 	for (unsigned int i = 0; i < NR_LOOKUPS / NR_THREADS; i++) {
-		const struct record *r = &j->t->rec[bench_dist_next(&d, &rng)];
+		const struct record *r = &j->t->rec[bench_dist_unscatter(&d, bench_dist_next(&d, &rng))];
 
 		j->sum += r->value ^ r->key ^ (uint8_t)r->text[5];
 	}
@@ -212,7 +217,7 @@ static int parse_budget(const char *s, size_t size, size_t *out)
 int main(int argc, char **argv)
 {
 	size_t size = 256ul << 20, budget = 0;
-	const char *budget_arg = "50%";
+	const char *budget_arg = "25%";
 	struct upg_runtime *rt;
 	struct upg_region *region;
 	struct upg_stats st = { .size = sizeof(st) };
@@ -230,7 +235,7 @@ int main(int argc, char **argv)
 		} else if (!strncmp(argv[i], "--budget=", 9)) {
 			budget_arg = argv[i] + 9;
 		} else {
-			fprintf(stderr, "usage: upager-demo [--size=256M] [--budget=50%%|BYTES]\n");
+			fprintf(stderr, "usage: upager-demo [--size=256M] [--budget=25%%|BYTES]\n");
 			return 2;
 		}
 	}
