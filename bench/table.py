@@ -39,13 +39,14 @@ def main(path):
     print("| job | ram ops/s | kernel-zram ops/s | kernel-swapfile ops/s | upager ops/s "
           "| upager/zram ops | upager/zram RAM | zram p99 us | upager p99 us |")
     print("|---|---|---|---|---|---|---|---|---|")
-    notes = set()
+    notes, marked = set(), False
     for name, e in jobs.items():
         u, z = e.get("upager"), e.get("kernel-zram")
         print("| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
             name, cell(e.get("ram"), "ops_per_sec"), cell(z, "ops_per_sec"),
             cell(e.get("kernel-swapfile"), "ops_per_sec"), cell(u, "ops_per_sec"),
             ratio(u, z, "ops_per_sec"), ratio(u, z, "ram_total_bytes"), p99(z), p99(u)))
+        marked |= bool(u and z and u["budget_bytes"] > z["budget_bytes"])
         for r in e.values():
             if r["note"]:
                 notes.add("{}: {}".format(r["engine"], r["note"]))
@@ -53,9 +54,10 @@ def main(path):
         print()
         for n in sorted(notes):
             print("- " + n)
-    print()
-    print("(x)* : the engine ran with a larger resident budget than kernel-zram: "
-          "not a like-for-like ratio.")
+    if marked:
+        print()
+        print("(x)* : the engine ran with a larger resident budget than kernel-zram: "
+              "not a like-for-like ratio.")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@
 static const char *const env_names[] = {
 	"UPAGER_BLOCK_SIZE", "UPAGER_FAULT_THREADS", "UPAGER_PIN_THREADS",
 	"UPAGER_FAULT_MODE", "UPAGER_DISABLE", "UPAGER_VERBOSE",
+	"UPAGER_BUDGET", "UPAGER_BUDGET_TOTAL", "UPAGER_ZPOOL_MAX",
+	"UPAGER_LOW_WATERMARK", "UPAGER_HIGH_WATERMARK",
 };
 
 /* The caller's UPAGER_* values, put back after each test. */
@@ -82,6 +84,12 @@ static void assert_options_eq(const struct upg_options *got,
 		     what, got->features, want->features);
 	cr_assert_eq(got->verbose, want->verbose, "%s: verbose %d, want %d",
 		     what, got->verbose, want->verbose);
+	cr_assert(got->budget == want->budget && got->budget_total == want->budget_total &&
+		  got->zpool_max == want->zpool_max &&
+		  got->low_watermark == want->low_watermark &&
+		  got->high_watermark == want->high_watermark,
+		  "%s: budget fields %zu %zu %zu %zu %zu", what, got->budget,
+		  got->budget_total, got->zpool_max, got->low_watermark, got->high_watermark);
 }
 
 /* upg_options_init() with only @var=@value set; asserts it returns 0. */
@@ -615,4 +623,64 @@ Test(options, runtime_create_without_opts_rejects_bad_environment)
 	cr_assert_eq(upg_runtime_create(NULL, &rt), -EINVAL);
 	cr_assert_null(rt);
 	cr_assert(t_log_contains("UPAGER_BLOCK_SIZE"));
+}
+
+/* Issue 4: the paging knobs. */
+Test(options, budget_knobs_are_read_from_environment)
+{
+	struct upg_options o;
+
+	setenv("UPAGER_BUDGET", "512M", 1);
+	setenv("UPAGER_BUDGET_TOTAL", "1G", 1);
+	setenv("UPAGER_ZPOOL_MAX", "256M", 1);
+	setenv("UPAGER_LOW_WATERMARK", "80%", 1);
+	setenv("UPAGER_HIGH_WATERMARK", "480M", 1);
+	cr_assert_eq(upg_options_init(&o), 0);
+	cr_assert_eq(o.budget, 512ul << 20);
+	cr_assert_eq(o.budget_total, 1ul << 30);
+	cr_assert_eq(o.zpool_max, 256ul << 20);
+	cr_assert_eq(o.low_watermark, UPG_PERCENT(80));
+	cr_assert_eq(o.high_watermark, 480ul << 20);
+	cr_assert_eq(upg_options_validate(&o), 0);
+}
+
+Test(options, bad_watermark_percentages_are_refused)
+{
+	static const char *const bad[] = { "0%", "101%", "150%", "%", "9x%", "-5%", "50%%", "1e3%" };
+	struct upg_options o = defaults();
+
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		cr_assert_eq(upg_options_set(&o, "LOW_WATERMARK", bad[i]), -EINVAL, "%s", bad[i]);
+		cr_assert_eq(o.low_watermark, 0, "%s changed the field", bad[i]);
+	}
+	cr_assert_eq(upg_options_set(&o, "LOW_WATERMARK", "100%"), 0);
+	cr_assert_eq(o.low_watermark, UPG_PERCENT(100));
+}
+
+Test(options, impossible_budgets_are_refused_by_name)
+{
+	struct upg_options o = defaults();
+
+	t_log_capture();
+	o.budget = 4096;		/* below one 64 KiB block */
+	cr_assert_eq(upg_options_validate(&o), -EINVAL);
+	cr_assert(t_log_contains("below one fill block"));
+
+	o = defaults();
+	o.budget = 1ul << 30;
+	o.budget_total = 512ul << 20;	/* total below the resident budget */
+	cr_assert_eq(upg_options_validate(&o), -EINVAL);
+	cr_assert(t_log_contains("UPAGER_BUDGET_TOTAL"));
+
+	o = defaults();
+	o.budget = 1ul << 30;
+	o.low_watermark = UPG_PERCENT(95);
+	o.high_watermark = UPG_PERCENT(90);	/* low above high */
+	cr_assert_eq(upg_options_validate(&o), -EINVAL);
+
+	o = defaults();
+	o.budget = 1ul << 30;
+	o.high_watermark = 2ul << 30;		/* above the budget */
+	cr_assert_eq(upg_options_validate(&o), -EINVAL);
+	cr_assert(t_log_contains("WATERMARK"));
 }

@@ -380,6 +380,8 @@ int main(int argc, char **argv)
 	    load_jobs(&c, &jobs, &nr_jobs, err, sizeof(err))) {
 		fprintf(stderr, "upager-bench: %s\n", err[0] ? err : "bad arguments");
 		usage(stderr);
+		free(c.overrides);
+		free(c.files);
 		return 2;
 	}
 	if (c.output && !(out = fopen(c.output, "w"))) {
@@ -415,5 +417,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "upager-bench: could not draw %s (is gnuplot installed?)\n", c.plot);
 	if (out != stdout)
 		fclose(out);
+	free(outcomes);
+	free(done);
+	free(shown);
+	free(jobs);
+	free(c.overrides);
+	free(c.files);
 	return failed ? 1 : 0;
 }
