@@ -45,7 +45,8 @@
 
 #define PAGE		UPG_PAGE_SIZE
 #define NR_BUFS		64	/* bounce buffers: one per thread at work */
-#define EVICT_BATCH	32	/* blocks per hold of rt->lock */
+#define EVICT_BATCH	32	/* evictor steps per hold of rt->lock */
+#define EVICT_RUN	16	/* blocks compressed per step, slots released together */
 
 _Atomic unsigned int upg_test_evict_delay_us;
 
@@ -66,8 +67,14 @@ struct upg_pager {
 	size_t nr_slots;
 
 	pthread_mutex_t lock;
-	uint64_t *free_slots;		/* a stack */
-	size_t nr_free;
+	/*
+	 * Slots are handed out in ring order from the cursor, and INACTIVE
+	 * blocks leave in the order they came, so the slots freed together
+	 * are mostly neighbours: one MADV_DONTNEED (one TLB shoot-down)
+	 * releases a run of them.
+	 */
+	bool *slot_used;
+	size_t slot_cursor;
 	/* INACTIVE blocks, oldest first; entries go stale when a block
 	 * comes back, so the ring has room for twice the slots. */
 	struct inactive_entry *ring;
@@ -213,14 +220,22 @@ static void slot_discard(struct upg_pager *pg, uint64_t slot, size_t off, size_t
 	madvise(slot_addr(pg, slot) + off, len, MADV_DONTNEED);
 }
 
+/* The next free slot from the cursor on, once round at most. */
 static bool slot_alloc(struct upg_pager *pg, uint64_t *slot)
 {
-	bool ok;
+	bool ok = false;
 
 	pthread_mutex_lock(&pg->lock);
-	ok = pg->nr_free > 0;
-	if (ok)
-		*slot = pg->free_slots[--pg->nr_free];
+	for (size_t i = 0; i < pg->nr_slots && !ok; i++) {
+		size_t s = (pg->slot_cursor + i) % pg->nr_slots;
+
+		if (!pg->slot_used[s]) {
+			pg->slot_used[s] = true;
+			pg->slot_cursor = (s + 1) % pg->nr_slots;
+			*slot = s;
+			ok = true;
+		}
+	}
 	pthread_mutex_unlock(&pg->lock);
 	return ok;
 }
@@ -228,7 +243,7 @@ static bool slot_alloc(struct upg_pager *pg, uint64_t *slot)
 static void slot_free(struct upg_pager *pg, uint64_t slot)
 {
 	pthread_mutex_lock(&pg->lock);
-	pg->free_slots[pg->nr_free++] = slot;
+	pg->slot_used[slot] = false;
 	pthread_mutex_unlock(&pg->lock);
 }
 
@@ -545,16 +560,103 @@ void upg_pager_block_moved(struct upg_runtime *rt, struct upg_region *old, size_
 
 enum deact { DEACT_OK, DEACT_NONE, DEACT_NO_SLOT };
 
+/* The slot right after @prev, if it is free (a run of neighbours). */
+static bool slot_alloc_after(struct upg_pager *pg, uint64_t prev, uint64_t *slot)
+{
+	bool ok;
+
+	pthread_mutex_lock(&pg->lock);
+	ok = prev + 1 < pg->nr_slots && !pg->slot_used[prev + 1];
+	if (ok) {
+		pg->slot_used[prev + 1] = true;
+		pg->slot_cursor = (prev + 2) % pg->nr_slots;
+		*slot = prev + 1;
+	}
+	pthread_mutex_unlock(&pg->lock);
+	return ok;
+}
+
 /*
- * The clock hand: the next RESIDENT block without the referenced bit,
- * wholly inside one extent, moves to a staging slot. DEACT_NONE: the hand
- * went once round without finding one (call with rt->lock shared).
+ * Claim block @b of @r for deactivation if it may go: RESIDENT, not
+ * referenced (a referenced one loses the bit: second chance), wholly in
+ * one extent. Returns its old word (never 0: RESIDENT is not), or 0.
+ */
+static uint64_t claim_cold(struct upg_runtime *rt, struct upg_region *r, size_t b)
+{
+	uint64_t *word = &r->state[b], old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+	uintptr_t bs = block_start(r, b);
+	const struct upg_extent *e;
+
+	if (upg_ps_state(old) != UPG_PS_RESIDENT)
+		return 0;
+	if (old & UPG_PS_REF) {
+		/* A lost CAS is a block in use anyway. */
+		__atomic_compare_exchange_n(word, &old, old & ~UPG_PS_REF, false,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+		return 0;
+	}
+	e = upg_extent_find(rt, bs);
+	if (!e || e->region != r || e->end < bs + upg_block_len(r, b) || e->start > bs)
+		return 0;	/* partly unmapped: stays resident */
+	if (!__atomic_compare_exchange_n(word, &old, upg_ps_with_state(old, UPG_PS_EVICTING),
+					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return 0;
+	return old;
+}
+
+/*
+ * Move the claimed blocks [b0, b0 + n) of @r to slots [s0, s0 + n) in one
+ * UFFDIO_MOVE: one TLB shoot-down for the run. What moved becomes
+ * INACTIVE; what did not (-EBUSY: a page shared after fork or pinned;
+ * -EAGAIN: the mm is changing) goes back as it was.
+ */
+static void move_run(struct upg_pager *pg, struct upg_counters *c, struct upg_region *r,
+		     size_t b0, uint64_t s0, size_t n, const uint64_t *olds)
+{
+	struct upg_runtime *rt = pg->rt;
+	uintptr_t start = block_start(r, b0);
+	size_t len = block_start(r, b0 + n - 1) + upg_block_len(r, b0 + n - 1) - start;
+	size_t done = 0, back = 0;
+	int ret;
+
+	ret = upg_uffd_move(&pg->staging_uffd, (uintptr_t)slot_addr(pg, s0), start, len, &done);
+	for (size_t k = 0; k < n; k++) {
+		uintptr_t bs = block_start(r, b0 + k);
+		size_t blen = upg_block_len(r, b0 + k);
+		uint64_t *word = &r->state[b0 + k];
+
+		if (!ret || bs + blen <= start + done) {
+			__atomic_fetch_add(&pg->inactive, blen, __ATOMIC_RELAXED);
+			__atomic_store_n(word, upg_ps_make(UPG_PS_INACTIVE, s0 + k), __ATOMIC_RELEASE);
+			pthread_mutex_lock(&pg->lock);
+			pg->ring[(pg->ring_head + pg->ring_len++) % pg->ring_cap] =
+				(struct inactive_entry){ r, b0 + k, s0 + k };
+			pthread_mutex_unlock(&pg->lock);
+			upg_stat_inc(c, deactivations);
+			continue;
+		}
+		if (bs < start + done &&
+		    upg_uffd_move(&rt->uffd, bs, (uintptr_t)slot_addr(pg, s0 + k),
+				  start + done - bs, &back))
+			upg_err("block %p: %zu of %zu bytes could not be moved back",
+				(void *)bs, start + done - bs - back, start + done - bs);
+		upg_stat_inc(c, deactivate_failed);
+		slot_free(pg, s0 + k);
+		__atomic_store_n(word, olds[k], __ATOMIC_RELEASE);
+	}
+}
+
+/*
+ * The clock hand: the next RESIDENT blocks without the referenced bit,
+ * wholly inside one extent, up to EVICT_RUN neighbours at a time, move to
+ * neighbouring staging slots. DEACT_NONE: the hand went once round
+ * without finding one (call with rt->lock shared).
  */
 static enum deact deactivate_next(struct upg_pager *pg, struct upg_counters *c)
 {
 	struct upg_runtime *rt = pg->rt;
 	size_t scanned = 0, total = 0, hops = 0;
-	uint64_t slot;
+	uint64_t olds[EVICT_RUN], slot;
 
 	for (struct upg_region *r = rt->regions; r; r = r->next)
 		total += r->nr_blocks;
@@ -562,11 +664,8 @@ static enum deact deactivate_next(struct upg_pager *pg, struct upg_counters *c)
 		return DEACT_NO_SLOT;
 	while (scanned < total && hops <= rt->nr_regions + 1) {
 		struct upg_region *r = pg->hand_region;
-		uint64_t *word, old;
-		const struct upg_extent *e;
-		uintptr_t bs;
-		size_t blen, done;
-		int ret;
+		size_t b0, n = 1;
+		uint64_t next;
 
 		if (!r || pg->hand_block >= r->nr_blocks) {
 			pg->hand_region = r && r->next ? r->next : rt->regions;
@@ -575,49 +674,21 @@ static enum deact deactivate_next(struct upg_pager *pg, struct upg_counters *c)
 			continue;
 		}
 		scanned++;
-		word = &r->state[pg->hand_block++];
-		old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
-		if (upg_ps_state(old) != UPG_PS_RESIDENT)
+		b0 = pg->hand_block++;
+		olds[0] = claim_cold(rt, r, b0);
+		if (!olds[0])
 			continue;
-		if (old & UPG_PS_REF) {
-			/* Second chance; a lost CAS is a block in use anyway. */
-			__atomic_compare_exchange_n(word, &old, old & ~UPG_PS_REF, false,
-						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-			continue;
+		/* Take the cold neighbours too, while their slots are free. */
+		while (n < EVICT_RUN && pg->hand_block < r->nr_blocks &&
+		       slot_alloc_after(pg, slot + n - 1, &next)) {
+			olds[n] = claim_cold(rt, r, pg->hand_block++);
+			if (!olds[n]) {
+				slot_free(pg, next);
+				break;
+			}
+			n++;
 		}
-		bs = block_start(r, pg->hand_block - 1);
-		blen = upg_block_len(r, pg->hand_block - 1);
-		e = upg_extent_find(rt, bs);
-		if (!e || e->region != r || e->end < bs + blen || e->start > bs)
-			continue;	/* partly unmapped: stays resident */
-		if (!__atomic_compare_exchange_n(word, &old, upg_ps_with_state(old, UPG_PS_EVICTING),
-						 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-			continue;
-		ret = upg_uffd_move(&pg->staging_uffd, (uintptr_t)slot_addr(pg, slot), bs,
-				    blen, &done);
-		if (ret) {
-			/*
-			 * -EBUSY: a page is shared (fork) or pinned (O_DIRECT in
-			 * flight); -EAGAIN: the mm is changing. Put back what
-			 * moved; try it again on the next round.
-			 */
-			size_t back = 0;
-
-			if (done && upg_uffd_move(&rt->uffd, bs, (uintptr_t)slot_addr(pg, slot),
-						  done, &back))
-				upg_err("block %p: %zu of %zu bytes could not be moved back",
-					(void *)bs, done - back, done);
-			upg_stat_inc(c, deactivate_failed);
-			__atomic_store_n(word, old, __ATOMIC_RELEASE);
-			continue;
-		}
-		__atomic_fetch_add(&pg->inactive, blen, __ATOMIC_RELAXED);
-		__atomic_store_n(word, upg_ps_make(UPG_PS_INACTIVE, slot), __ATOMIC_RELEASE);
-		pthread_mutex_lock(&pg->lock);
-		pg->ring[(pg->ring_head + pg->ring_len++) % pg->ring_cap] =
-			(struct inactive_entry){ r, pg->hand_block - 1, slot };
-		pthread_mutex_unlock(&pg->lock);
-		upg_stat_inc(c, deactivations);
+		move_run(pg, c, r, b0, slot, n, olds);
 		return DEACT_OK;
 	}
 	slot_free(pg, slot);
@@ -625,47 +696,18 @@ static enum deact deactivate_next(struct upg_pager *pg, struct upg_counters *c)
 }
 
 /*
- * Compress the oldest INACTIVE block and release its memory. Returns 1 if
- * a block was evicted, 0 if the entry was stale, -ENOENT if the FIFO is
- * empty, or the zpool's error (call with rt->lock shared).
+ * Store the pages of @slot (@blen bytes) in the zpool. Pages the block
+ * never had (a partial MADV_DONTNEED) are holes in the slot; reading one
+ * would fault on the staging fd, which nobody reads. They read as zeros,
+ * so store zeros.
  */
-static int evict_oldest(struct upg_pager *pg, struct upg_counters *c)
+static int store_slot(struct upg_pager *pg, uint64_t slot, size_t blen, uint64_t *handle)
 {
-	struct inactive_entry ent;
-	uint64_t *word, old, handle;
 	unsigned char vec[UPG_FILL_MAX / PAGE];
-	uint8_t *src, *buf = NULL;
-	size_t blen, nr;
+	uint8_t *src = slot_addr(pg, slot), *buf = NULL;
+	size_t nr = blen / PAGE;
 	int ret;
 
-	pthread_mutex_lock(&pg->lock);
-	if (!pg->ring_len) {
-		pthread_mutex_unlock(&pg->lock);
-		return -ENOENT;
-	}
-	ent = pg->ring[pg->ring_head];
-	pg->ring_head = (pg->ring_head + 1) % pg->ring_cap;
-	pg->ring_len--;
-	pthread_mutex_unlock(&pg->lock);
-
-	if (!ent.r)
-		return 0;	/* its region is gone */
-	word = &ent.r->state[ent.block];
-	old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
-	if (old != upg_ps_make(UPG_PS_INACTIVE, ent.slot) ||
-	    !__atomic_compare_exchange_n(word, &old, upg_ps_with_state(old, UPG_PS_EVICTING),
-					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-		return 0;	/* came back, or dropped, since */
-	if (upg_test_evict_delay_us)
-		usleep(upg_test_evict_delay_us);
-	blen = upg_block_len(ent.r, ent.block);
-	nr = blen / PAGE;
-	src = slot_addr(pg, ent.slot);
-	/*
-	 * Pages the block never had (a partial MADV_DONTNEED) are holes in
-	 * the slot; reading one would fault on the staging fd, which nobody
-	 * reads. They read as zeros, so store zeros.
-	 */
 	if (mincore(src, blen, vec) == 0) {
 		for (size_t i = 0; i < nr; i++) {
 			if (vec[i] & 1)
@@ -680,27 +722,100 @@ static int evict_oldest(struct upg_pager *pg, struct upg_counters *c)
 			i--;
 		}
 	}
-	ret = upg_zpool_store(pg->zpool, buf ? buf : src, nr, &handle);
+	ret = upg_zpool_store(pg->zpool, buf ? buf : src, nr, handle);
 	if (buf)
 		buf_put(pg, buf);
-	if (ret) {
-		upg_stat_inc(c, evict_failed);
-		__atomic_store_n(word, old, __ATOMIC_RELEASE);
-		pthread_mutex_lock(&pg->lock);	/* keep its place for later */
+	return ret;
+}
+
+/* Put entries back at the FIFO's head, in their order. */
+static void ring_unpop(struct upg_pager *pg, const struct inactive_entry *ents, size_t n)
+{
+	pthread_mutex_lock(&pg->lock);
+	while (n--) {
 		pg->ring_head = (pg->ring_head + pg->ring_cap - 1) % pg->ring_cap;
-		pg->ring[pg->ring_head] = ent;
+		pg->ring[pg->ring_head] = ents[n];
 		pg->ring_len++;
-		pthread_mutex_unlock(&pg->lock);
-		return ret;
 	}
-	slot_discard(pg, ent.slot, 0, blen);
-	slot_free(pg, ent.slot);
-	__atomic_fetch_sub(&pg->inactive, blen, __ATOMIC_RELAXED);
-	__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle), __ATOMIC_RELEASE);
-	upg_pager_release(pg, blen);
-	upg_stat_inc(c, evictions);
-	upg_stat_add(c, UPG_STAT_evict_pages, nr);
-	return 1;
+	pthread_mutex_unlock(&pg->lock);
+}
+
+/* Release compressed slots: one MADV_DONTNEED per run of neighbours. */
+static void slots_release(struct upg_pager *pg, const uint64_t *slots,
+			  const size_t *lens, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t j = i + 1;
+
+		while (j < n && slots[j] == slots[j - 1] + 1)
+			j++;
+		madvise(slot_addr(pg, slots[i]),
+			(slots[j - 1] - slots[i]) * pg->block_size + lens[j - 1], MADV_DONTNEED);
+		for (size_t k = i; k < j; k++) {
+			slot_free(pg, slots[k]);
+			__atomic_fetch_sub(&pg->inactive, lens[k], __ATOMIC_RELAXED);
+			upg_pager_release(pg, lens[k]);
+		}
+		i = j;
+	}
+}
+
+/*
+ * Compress up to @max of the oldest INACTIVE blocks and release their
+ * memory. Returns the blocks evicted (0: every entry was stale), -ENOENT
+ * if the FIFO is empty, or the zpool's error when it refused the first
+ * (call with rt->lock shared).
+ */
+static int evict_batch(struct upg_pager *pg, struct upg_counters *c, size_t max)
+{
+	struct inactive_entry ents[EVICT_RUN];
+	uint64_t slots[EVICT_RUN];
+	size_t lens[EVICT_RUN], n, done = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&pg->lock);
+	n = pg->ring_len < max ? pg->ring_len : max;
+	n = n < EVICT_RUN ? n : EVICT_RUN;
+	for (size_t i = 0; i < n; i++) {
+		ents[i] = pg->ring[pg->ring_head];
+		pg->ring_head = (pg->ring_head + 1) % pg->ring_cap;
+	}
+	pg->ring_len -= n;
+	pthread_mutex_unlock(&pg->lock);
+	if (!n)
+		return -ENOENT;
+	for (size_t i = 0; i < n; i++) {
+		struct inactive_entry *ent = &ents[i];
+		uint64_t *word, old, handle;
+		size_t blen;
+
+		if (!ent->r)
+			continue;	/* its region is gone */
+		word = &ent->r->state[ent->block];
+		old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+		if (old != upg_ps_make(UPG_PS_INACTIVE, ent->slot) ||
+		    !__atomic_compare_exchange_n(word, &old, upg_ps_with_state(old, UPG_PS_EVICTING),
+						 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			continue;	/* came back, or dropped, since */
+		if (upg_test_evict_delay_us)
+			usleep(upg_test_evict_delay_us);
+		blen = upg_block_len(ent->r, ent->block);
+		ret = store_slot(pg, ent->slot, blen, &handle);
+		if (ret) {
+			upg_stat_inc(c, evict_failed);
+			__atomic_store_n(word, old, __ATOMIC_RELEASE);
+			ring_unpop(pg, ents + i, n - i);	/* keep their places */
+			break;
+		}
+		/* Faults now swap in from the zpool; the slot goes below. */
+		__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle), __ATOMIC_RELEASE);
+		slots[done] = ent->slot;
+		lens[done++] = blen;
+		upg_stat_inc(c, evictions);
+		upg_stat_add(c, UPG_STAT_evict_pages, blen / PAGE);
+	}
+	slots_release(pg, slots, lens, done);
+	return done ? (int)done : ret;
 }
 
 /*
@@ -724,7 +839,7 @@ static bool evict_step(struct upg_pager *pg, struct upg_counters *c)
 	int ret;
 
 	if (inactive < inactive_target(pg) + pg->block_size &&
-	    pg->ring_len < pg->ring_cap) {
+	    pg->ring_len + EVICT_RUN <= pg->ring_cap) {
 		switch (deactivate_next(pg, c)) {
 		case DEACT_OK:
 			return true;
@@ -734,7 +849,7 @@ static bool evict_step(struct upg_pager *pg, struct upg_counters *c)
 		}
 	}
 	do
-		ret = evict_oldest(pg, c);
+		ret = evict_batch(pg, c, EVICT_RUN);
 	while (ret == 0);	/* stale entries */
 	return ret > 0;
 }
@@ -797,8 +912,10 @@ void upg_pager_reclaim(struct upg_pager *pg, struct upg_counters *c)
 
 	pthread_rwlock_rdlock(&pg->evict_lock);
 	pthread_rwlock_rdlock(&pg->rt->lock);
+	/* About 256 KiB: enough to share a shoot-down, not to stall long. */
 	do
-		ret = evict_oldest(pg, c);
+		ret = evict_batch(pg, c, pg->block_size < (256u << 10) ?
+				  (256u << 10) / pg->block_size : 1);
 	while (ret == 0);	/* stale entries */
 	pthread_rwlock_unlock(&pg->rt->lock);
 	pthread_rwlock_unlock(&pg->evict_lock);
@@ -997,17 +1114,15 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 	pg->bufs = mmap(NULL, NR_BUFS * pg->block_size, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	pg->ring_cap = 2 * pg->nr_slots;
-	pg->free_slots = calloc(pg->nr_slots, sizeof(*pg->free_slots));
+	pg->slot_used = calloc(pg->nr_slots, sizeof(*pg->slot_used));
 	pg->ring = calloc(pg->ring_cap, sizeof(*pg->ring));
 	ret = -ENOMEM;
-	if (pg->staging == MAP_FAILED || pg->bufs == MAP_FAILED || !pg->free_slots || !pg->ring)
+	if (pg->staging == MAP_FAILED || pg->bufs == MAP_FAILED || !pg->slot_used || !pg->ring)
 		goto err_maps;
 	ret = upg_uffd_register(&pg->staging_uffd, (uintptr_t)pg->staging,
 				pg->nr_slots * pg->block_size);
 	if (ret)
 		goto err_maps;
-	for (size_t i = 0; i < pg->nr_slots; i++)
-		pg->free_slots[pg->nr_free++] = pg->nr_slots - 1 - i;
 	pg->bufs_free = ~0ull;
 	ret = -pthread_create(&pg->evictor, NULL, evictor_main, pg);
 	if (ret)
@@ -1018,7 +1133,7 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 	return 0;
 
 err_maps:
-	free(pg->free_slots);
+	free(pg->slot_used);
 	free(pg->ring);
 	if (pg->bufs != MAP_FAILED && pg->bufs)
 		munmap(pg->bufs, NR_BUFS * pg->block_size);
@@ -1047,7 +1162,7 @@ void upg_pager_destroy(struct upg_pager *pg)
 	munmap(pg->bufs, NR_BUFS * pg->block_size);
 	upg_uffd_fini(&pg->staging_uffd);
 	upg_zpool_destroy(pg->zpool);
-	free(pg->free_slots);
+	free(pg->slot_used);
 	free(pg->ring);
 	pthread_rwlock_destroy(&pg->evict_lock);
 	pthread_mutex_destroy(&pg->lock);
