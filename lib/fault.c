@@ -165,8 +165,19 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 			sched_yield();
 			continue;
 		case UPG_PS_RESIDENT:
+			/*
+			 * A page of it was dropped. Hold the block while the page
+			 * is filled: were the clock to move the block out between
+			 * our look and the fill, the zero page would land where
+			 * data had just moved away, and stay there.
+			 */
+			if (!__atomic_compare_exchange_n(word, &old,
+					upg_ps_with_state(old, UPG_PS_FILLING), false,
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				continue;
 			if (fill_page(r->rt, c, page, write))
 				upg_stat_inc(c, fill_single);
+			__atomic_store_n(word, old, __ATOMIC_RELEASE);
 			return FAULT_DONE;
 		case UPG_PS_UNMAPPED:
 			/*

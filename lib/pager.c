@@ -49,6 +49,7 @@
 #define EVICT_RUN	16	/* blocks compressed per step, slots released together */
 
 _Atomic unsigned int upg_test_evict_delay_us;
+_Atomic uintptr_t upg_test_evicting_addr;
 
 struct inactive_entry {
 	struct upg_region *r;
@@ -797,8 +798,11 @@ static int evict_batch(struct upg_pager *pg, struct upg_counters *c, size_t max)
 		    !__atomic_compare_exchange_n(word, &old, upg_ps_with_state(old, UPG_PS_EVICTING),
 						 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 			continue;	/* came back, or dropped, since */
-		if (upg_test_evict_delay_us)
+		if (upg_test_evict_delay_us) {
+			upg_test_evicting_addr = block_start(ent->r, ent->block);
 			usleep(upg_test_evict_delay_us);
+			upg_test_evicting_addr = 0;
+		}
 		blen = upg_block_len(ent->r, ent->block);
 		ret = store_slot(pg, ent->slot, blen, &handle);
 		if (ret) {
@@ -951,6 +955,23 @@ void upg_pager_region_gone(struct upg_pager *pg, struct upg_region *r)
 			ent->r = NULL;
 	}
 	pthread_mutex_unlock(&pg->lock);
+}
+
+int upg_test_corrupt_block(struct upg_region *r, size_t block)
+{
+	struct upg_pager *pg = r->rt->pager;
+	uint64_t word = __atomic_load_n(&r->state[block], __ATOMIC_ACQUIRE);
+	size_t len = 0;
+	uint8_t *p;
+
+	if (!pg || upg_ps_state(word) != UPG_PS_COMPRESSED || upg_block_len(r, block) != PAGE)
+		return -EINVAL;
+	p = upg_zpool_test_object_ptr(pg->zpool, upg_ps_slot(word), &len);
+	if (!p || len == PAGE)	/* a same-filled or raw page decodes anyway */
+		return -EINVAL;
+	/* Token 0xff and length bytes 0xff: a literal run past the input. */
+	memset(p, 0xff, len);
+	return 0;
 }
 
 void upg_pager_stats(struct upg_pager *pg, struct upg_stats *st)

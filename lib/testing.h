@@ -5,9 +5,21 @@
 #ifndef UPG_TESTING_H
 #define UPG_TESTING_H
 
+#include <stdint.h>
+
 /* Sleep this long after claiming a block, before filling it. */
 extern _Atomic unsigned int upg_test_fill_delay_us;
 /* Sleep this long after claiming an INACTIVE block, before compressing it. */
 extern _Atomic unsigned int upg_test_evict_delay_us;
+/* During that sleep: the address of the block (0 otherwise). */
+extern _Atomic uintptr_t upg_test_evicting_addr;
+
+struct upg_region;
+/*
+ * Make block @block of @r undecodable if it is a COMPRESSED single page:
+ * its stored bytes are overwritten so LZ4 must fail. Returns 0, or
+ * -EINVAL when the block is not such a block.
+ */
+int upg_test_corrupt_block(struct upg_region *r, size_t block);
 
 #endif

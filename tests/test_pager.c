@@ -8,6 +8,8 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,30 +266,69 @@ Test(pager, resident_memory_stays_under_the_budget, .timeout = 120)
 	upg_runtime_destroy(rt);
 }
 
+struct toucher {
+	pthread_t thread;
+	uint8_t *base;
+	size_t len;
+	_Atomic bool stop;
+};
+
+/* Write pages of the region's second half over and over: evictions. */
+static void *touch_main(void *arg)
+{
+	struct toucher *t = arg;
+
+	for (size_t off = t->len / 2; !t->stop; off = off + T_PAGE < t->len ? off + T_PAGE : t->len / 2)
+		gen_page(t->base + off, off / T_PAGE, 1, K_TEXT);
+	return NULL;
+}
+
 /*
- * Hold every eviction 20 ms after it claims the block, and read the blocks
- * back meanwhile: faults meet blocks being compressed and must wait for
- * them, then see the right bytes; none lost, none doubled.
+ * Hold an eviction 300 ms after it claims its block, and touch that very
+ * block meanwhile: the fault must wait for the eviction, then bring the
+ * block back with its data; none lost, none doubled.
  */
 Test(pager, fault_on_a_block_being_evicted_waits_and_sees_its_data, .timeout = 120)
 {
-	size_t bs = 64ul << 10, budget = 8 * bs, len = 32 * bs;
-	struct upg_runtime *rt = pager_runtime(bs, budget);
-	struct upg_region *r = t_region_create(rt, len);
-	uint8_t *base = upg_region_addr(r);
-	struct upg_stats st;
+	size_t bs = 64ul << 10, budget = 8 * bs, len = 32 * bs, first;
+	struct upg_options o;
+	struct upg_runtime *rt;
+	struct upg_region *r;
+	uint8_t *base;
+	struct toucher t;
 
-	upg_test_evict_delay_us = 20000;
+	/*
+	 * Three readers: the sleeping eviction may hold one (direct reclaim)
+	 * and the toucher's fault another; the third serves our read.
+	 */
+	t_options_default(&o);
+	o.block_size = bs;
+	o.budget = budget;
+	o.fault_threads = 3;
+	rt = t_runtime_create_opts(&o);
+	r = t_region_create(rt, len);
+	base = upg_region_addr(r);
+	t = (struct toucher){ .base = base, .len = len };
+	struct upg_stats st;
+	uintptr_t victim;
+
 	for (size_t pg = 0; pg < len / T_PAGE; pg++)
 		gen_page(base + pg * T_PAGE, pg, 1, K_TEXT);
-	for (int round = 0; round < 3; round++)
-		for (size_t pg = len / T_PAGE; pg-- > 0;)
-			cr_assert(page_ok(base + pg * T_PAGE, pg, 1, K_TEXT), "page %zu", pg);
+	upg_test_evict_delay_us = 300000;
+	pthread_create(&t.thread, NULL, touch_main, &t);
+	while (!(victim = upg_test_evicting_addr))
+		usleep(1000);
 	upg_test_evict_delay_us = 0;
+	/* The block is being compressed: this read faults and must wait. */
+	first = (victim - (uintptr_t)base) / T_PAGE;
+	for (size_t pg = first; pg < first + bs / T_PAGE; pg++)
+		cr_assert(page_ok(base + pg * T_PAGE, pg, 1, K_TEXT), "page %zu", pg);
+	t.stop = true;
+	pthread_join(t.thread, NULL);
 	t_stats_settled(rt, &st);
-	cr_assert_gt(st.fill_waited, 0, "no fault met a block being evicted");
-	cr_assert_gt(st.evictions, 0);
-	cr_assert_gt(st.reactivations + st.swapins, 0);
+	cr_assert_gt(st.fill_waited, 0, "the read did not meet the eviction (victim block %zu, faults %lu, swapins %lu)", first * T_PAGE / bs, (unsigned long)st.faults, (unsigned long)st.swapins);
+	for (size_t pg = 0; pg < len / 2 / T_PAGE; pg++)
+		cr_assert(page_ok(base + pg * T_PAGE, pg, 1, K_TEXT), "page %zu", pg);
 	upg_region_destroy(r);
 	upg_runtime_destroy(rt);
 }
@@ -510,6 +551,50 @@ Test(pager, mremap_of_part_of_a_region_keeps_both_parts, .timeout = 60)
 	t_stats_settled(rt, &st);
 	cr_assert_gt(st.remap_shared_blocks, 0);
 	munmap(moved, nr * T_PAGE);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
+
+static sigjmp_buf bus_jump;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(bus_jump, 1);
+}
+
+/*
+ * A compressed page whose bytes no longer decode is never handed back:
+ * the access gets SIGBUS (UFFDIO_POISON), the other pages still read
+ * right.
+ */
+Test(pager, undecodable_page_gives_sigbus_never_wrong_data, .timeout = 60)
+{
+	size_t budget = 1ul << 20, len = 4ul << 20;
+	struct upg_runtime *rt = pager_runtime(4ul << 10, budget);
+	struct upg_region *r = t_region_create(rt, len);
+	uint8_t *base = upg_region_addr(r);
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	volatile uint8_t sink;
+	struct upg_stats st;
+
+	if (!(upg_runtime_features(rt) & UPG_FEAT_POISON))
+		cr_skip_test("no UFFDIO_POISON here");
+	for (size_t pg = 0; pg < len / T_PAGE; pg++)
+		gen_page(base + pg * T_PAGE, pg, 2, K_TEXT);
+	push_out(rt, budget);
+	cr_assert_eq(upg_test_corrupt_block(r, 3), 0, "block 3 is not compressed");
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(bus_jump, 1) == 0) {
+		sink = base[3 * T_PAGE + 100];
+		(void)sink;
+		cr_assert_fail("read a page that cannot be decoded without SIGBUS");
+	}
+	sigaction(SIGBUS, &old, NULL);
+	for (size_t pg = 4; pg < 64; pg++)
+		cr_assert(page_ok(base + pg * T_PAGE, pg, 2, K_TEXT), "page %zu", pg);
+	t_stats_settled(rt, &st);
+	cr_assert_eq(st.swapin_failed, 1);
 	upg_region_destroy(r);
 	upg_runtime_destroy(rt);
 }
