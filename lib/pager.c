@@ -350,7 +350,9 @@ static void swap_in(struct upg_pager *pg, struct upg_counters *c,
 		upg_err("block at %p failed to decompress (%d): poisoning it",
 			(void *)bs, ret);
 		upg_stat_inc(c, swapin_failed);
-		upg_uffd_poison(&pg->rt->uffd, page, PAGE);
+		/* Without POISON the access faults again, and again fails. */
+		if (upg_uffd_poison(&pg->rt->uffd, page, PAGE))
+			upg_uffd_wake(&pg->rt->uffd, page, PAGE);
 		buf_put(pg, buf);
 		upg_pager_release(pg, blen);	/* the caller's reserve */
 		__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle), __ATOMIC_RELEASE);
