@@ -232,18 +232,12 @@ static bool field_ok(const struct opt_desc *d, const struct upg_options *o)
 	return v >= d->min && (!d->max || v <= d->max) && (!d->pow2 || !(v & (v - 1)));
 }
 
-/* The budget's levels, in bytes, for the cross-field checks. */
-static size_t level_bytes(size_t v, size_t budget)
-{
-	return upg_is_percent(v) ? budget / 100 * upg_percent_of(v) : v;
-}
-
 /* Checks between fields: each alone may be fine. */
 static int budget_ok(const struct upg_options *o)
 {
 	size_t budget = o->budget ? o->budget : o->budget_total;
-	size_t low = level_bytes(o->low_watermark, budget);
-	size_t high = level_bytes(o->high_watermark, budget);
+	size_t low = upg_level_bytes(o->low_watermark, budget, UPG_LOW_WATERMARK_PCT);
+	size_t high = upg_level_bytes(o->high_watermark, budget, UPG_HIGH_WATERMARK_PCT);
 
 	if ((o->budget && o->budget < o->block_size) ||
 	    (o->budget_total && o->budget_total < o->block_size)) {
@@ -256,7 +250,7 @@ static int budget_ok(const struct upg_options *o)
 			 o->budget_total, o->budget);
 		return -EINVAL;
 	}
-	if (budget && (low > budget || high > budget || (low && high && low > high))) {
+	if (budget && (low > budget || high > budget || low > high)) {
 		upg_warn("UPAGER_LOW_WATERMARK/HIGH_WATERMARK: need low <= high <= budget");
 		return -EINVAL;
 	}

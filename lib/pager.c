@@ -1080,16 +1080,6 @@ static void live_del(struct upg_pager *pg)
 	pthread_mutex_unlock(&live_lock);
 }
 
-/* Defaults: high 95 %, low 90 % of the budget (UPG_PERCENT or bytes). */
-static size_t level(size_t v, size_t budget, unsigned int dflt_pct)
-{
-	if (!v)
-		return budget / 100 * dflt_pct;
-	if (upg_is_percent(v))
-		return budget / 100 * upg_percent_of(v);
-	return v;
-}
-
 int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 {
 	const struct upg_options *o = &rt->opts;
@@ -1114,10 +1104,9 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 	pg->block_size = o->block_size;
 	pg->budget = o->budget ? o->budget : o->budget_total;
 	pg->budget_total = o->budget_total;
-	pg->high = level(o->high_watermark, pg->budget, 95);
-	pg->low = level(o->low_watermark, pg->budget, 90);
-	if (pg->low > pg->high)
-		pg->low = pg->high;
+	/* upg_options_validate() saw to low <= high <= budget. */
+	pg->high = upg_level_bytes(o->high_watermark, pg->budget, UPG_HIGH_WATERMARK_PCT);
+	pg->low = upg_level_bytes(o->low_watermark, pg->budget, UPG_LOW_WATERMARK_PCT);
 	pthread_mutex_init(&pg->lock, NULL);
 	pthread_rwlockattr_init(&rwa);
 	pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);

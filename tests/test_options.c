@@ -680,6 +680,11 @@ Test(options, impossible_budgets_are_refused_by_name)
 
 	o = defaults();
 	o.budget = 1ul << 30;
+	o.low_watermark = UPG_PERCENT(97);	/* above the default high (95 %) */
+	cr_assert_eq(upg_options_validate(&o), -EINVAL);
+
+	o = defaults();
+	o.budget = 1ul << 30;
 	o.high_watermark = 2ul << 30;		/* above the budget */
 	cr_assert_eq(upg_options_validate(&o), -EINVAL);
 	cr_assert(t_log_contains("WATERMARK"));

@@ -30,6 +30,7 @@
 #include <upager/upager.h>
 
 #include "dist.h"
+#include "job.h"
 #include "kernel.h"
 
 #define NR_THREADS	2
@@ -195,29 +196,47 @@ static int run_kernel(size_t size, size_t budget, struct kernel_result *res,
 	return ret ? ret : res->status;
 }
 
-/* "512M", or "25%" of @size. */
-static int parse_budget(const char *s, size_t size, size_t *out)
+/*
+ * --size and --budget read as upager-bench reads them (its job parser:
+ * "512M", "25%", the same checks and messages). Returns 0 or 2.
+ */
+static int parse_args(int argc, char **argv, size_t *size, size_t *budget)
 {
-	uint64_t v;
-	char *end;
+	struct bench_job job;
+	char err[256];
 
-	if (strchr(s, '%')) {
-		v = strtoull(s, &end, 10);
-		if (*end != '%' || end[1] || !v || v > 100)
-			return -EINVAL;
-		*out = size / 100 * v;
-		return 0;
+	bench_job_defaults(&job);
+	if (bench_job_set(&job, "size", "256M", err, sizeof(err)) ||
+	    bench_job_set(&job, "budget", "25%", err, sizeof(err)))
+		goto bad;
+	for (int i = 1; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+
+		if (strncmp(argv[i], "--", 2) || !eq ||
+		    (strncmp(argv[i], "--size=", 7) && strncmp(argv[i], "--budget=", 9))) {
+			snprintf(err, sizeof(err), "unknown argument %s", argv[i]);
+			goto bad;
+		}
+		*eq = '\0';
+		if (bench_job_set(&job, argv[i] + 2, eq + 1, err, sizeof(err)))
+			goto bad;
 	}
-	if (upg_parse_size(s, &v))
-		return -EINVAL;
-	*out = (size_t)v;
-	return 0;
+	if (bench_job_finish(&job, err, sizeof(err)))
+		goto bad;
+	*size = job.size;
+	*budget = bench_job_budget(&job);
+	if (*size >= (1 << 20) && !(*size & (*size - 1)))
+		return 0;
+	snprintf(err, sizeof(err), "size must be a power of two, at least 1M");
+bad:
+	fprintf(stderr, "upager-demo: %s\nusage: upager-demo [--size=256M] [--budget=25%%|BYTES]\n",
+		err);
+	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	size_t size = 256ul << 20, budget = 0;
-	const char *budget_arg = "25%";
+	size_t size, budget;
 	struct upg_runtime *rt;
 	struct upg_region *region;
 	struct upg_stats st = { .size = sizeof(st) };
@@ -226,27 +245,11 @@ int main(int argc, char **argv)
 	struct table managed;
 	char how[512];
 	double ub, up;
-	uint64_t usum, v;
+	uint64_t usum;
 	int ret;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strncmp(argv[i], "--size=", 7) && !upg_parse_size(argv[i] + 7, &v)) {
-			size = (size_t)v;
-		} else if (!strncmp(argv[i], "--budget=", 9)) {
-			budget_arg = argv[i] + 9;
-		} else {
-			fprintf(stderr, "usage: upager-demo [--size=256M] [--budget=25%%|BYTES]\n");
-			return 2;
-		}
-	}
-	if (size < (1 << 20) || (size & (size - 1))) {
-		fprintf(stderr, "upager-demo: --size must be a power of two, at least 1M\n");
+	if (parse_args(argc, argv, &size, &budget))
 		return 2;
-	}
-	if (parse_budget(budget_arg, size, &budget) || budget > size) {
-		fprintf(stderr, "upager-demo: --budget: bytes or a percentage of --size\n");
-		return 2;
-	}
 	managed.nr = size / RECORD;
 	printf("key-value table of %zu MiB (%zu records), %d threads, %u zipf(0.99) "
 	       "lookups, budget %zu MiB\n", size >> 20, managed.nr, NR_THREADS,
