@@ -97,6 +97,7 @@ struct upg_pager {
 	size_t resident;		/* bytes, atomic */
 	size_t inactive;		/* bytes, atomic */
 	uint32_t evict_seq;		/* futex: the evictor sleeps on it */
+	bool evictor_asleep;		/* atomic: a kick must make a syscall */
 	uint32_t room_seq;		/* futex: stalled fills sleep on it */
 	unsigned int waiters;		/* stalled fills, atomic */
 	bool stop;
@@ -138,9 +139,23 @@ static size_t resident_limit(struct upg_pager *pg)
 	return limit < pg->block_size ? pg->block_size : limit;
 }
 
+/*
+ * Every fill above the high watermark kicks: bump the word always (a
+ * sleep about to start sees it changed and returns), make the wake-up
+ * system call only when the evictor really sleeps.
+ */
 static void kick_evictor(struct upg_pager *pg)
 {
-	futex_wake_all(&pg->evict_seq);
+	__atomic_fetch_add(&pg->evict_seq, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&pg->evictor_asleep, __ATOMIC_SEQ_CST))
+		syscall(SYS_futex, &pg->evict_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void evictor_sleep(struct upg_pager *pg, uint32_t seq, long timeout_ns)
+{
+	__atomic_store_n(&pg->evictor_asleep, true, __ATOMIC_SEQ_CST);
+	futex_wait(&pg->evict_seq, seq, timeout_ns);
+	__atomic_store_n(&pg->evictor_asleep, false, __ATOMIC_SEQ_CST);
 }
 
 bool upg_pager_try_reserve(struct upg_pager *pg, size_t len)
@@ -901,12 +916,12 @@ static void *evictor_main(void *arg)
 			evict_round(pg, c);
 			if (load(&pg->resident) > pg->low &&
 			    !__atomic_load_n(&pg->waiters, __ATOMIC_RELAXED))
-				futex_wait(&pg->evict_seq, seq, 10 * 1000000);
+				evictor_sleep(pg, seq, 10 * 1000000);
 			else if (load(&pg->resident) > pg->low)
 				usleep(1000);	/* stuck with waiters: let things move */
 			continue;
 		}
-		futex_wait(&pg->evict_seq, seq, 100 * 1000000);
+		evictor_sleep(pg, seq, 100 * 1000000);
 	}
 	return NULL;
 }
