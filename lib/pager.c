@@ -816,8 +816,11 @@ static int evict_batch(struct upg_pager *pg, struct upg_counters *c, size_t max)
 						 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 			continue;	/* came back, or dropped, since */
 		if (upg_test_evict_delay_us) {
+			/* Read first: the test may reset it once it sees the address. */
+			unsigned int delay = upg_test_evict_delay_us;
+
 			upg_test_evicting_addr = block_start(ent->r, ent->block);
-			usleep(upg_test_evict_delay_us);
+			usleep(delay);
 			upg_test_evicting_addr = 0;
 		}
 		blen = upg_block_len(ent->r, ent->block);

@@ -311,22 +311,35 @@ Test(pager, fault_on_a_block_being_evicted_waits_and_sees_its_data, .timeout = 1
 	t = (struct toucher){ .base = base, .len = len };
 	struct upg_stats st;
 	uintptr_t victim;
+	bool met = false;
 
 	for (size_t pg = 0; pg < len / T_PAGE; pg++)
 		gen_page(base + pg * T_PAGE, pg, 1, K_TEXT);
-	upg_test_evict_delay_us = 300000;
 	pthread_create(&t.thread, NULL, touch_main, &t);
-	while (!(victim = upg_test_evicting_addr))
-		usleep(1000);
-	upg_test_evict_delay_us = 0;
-	/* The block is being compressed: this read faults and must wait. */
-	first = (victim - (uintptr_t)base) / T_PAGE;
-	for (size_t pg = first; pg < first + bs / T_PAGE; pg++)
-		cr_assert(page_ok(base + pg * T_PAGE, pg, 1, K_TEXT), "page %zu", pg);
+	/*
+	 * A fault thread may be tied up too (the toucher's fill waiting for
+	 * room) and serve our read only after the eviction: try again, a
+	 * bounded number of times, until the read meets one.
+	 */
+	for (int attempt = 0; attempt < 10 && !met; attempt++) {
+		uint64_t waited_before;
+
+		t_stats(rt, &st);
+		waited_before = st.fill_waited;
+		upg_test_evict_delay_us = 300000;
+		while (!(victim = upg_test_evicting_addr))
+			usleep(1000);
+		upg_test_evict_delay_us = 0;
+		/* The block is being compressed: this read faults and must wait. */
+		first = (victim - (uintptr_t)base) / T_PAGE;
+		for (size_t pg = first; pg < first + bs / T_PAGE; pg++)
+			cr_assert(page_ok(base + pg * T_PAGE, pg, 1, K_TEXT), "page %zu", pg);
+		t_stats_settled(rt, &st);
+		met = st.fill_waited > waited_before;
+	}
 	t.stop = true;
 	pthread_join(t.thread, NULL);
-	t_stats_settled(rt, &st);
-	cr_assert_gt(st.fill_waited, 0, "the read did not meet the eviction (victim block %zu, faults %lu, swapins %lu)", first * T_PAGE / bs, (unsigned long)st.faults, (unsigned long)st.swapins);
+	cr_assert(met, "no read met the eviction in 10 tries");
 	for (size_t pg = 0; pg < len / 2 / T_PAGE; pg++)
 		cr_assert(page_ok(base + pg * T_PAGE, pg, 1, K_TEXT), "page %zu", pg);
 	upg_region_destroy(r);
