@@ -58,6 +58,7 @@ struct upg_runtime {
 	struct upg_region *regions;	/* every live region, mapped or not */
 	size_t nr_regions;
 	struct upg_pager *pager;	/* NULL without a budget */
+	struct upg_runtime *next_live;	/* runtimes by address: upg_runtime_find() */
 	unsigned int nr_counters;	/* one per reader, then a shared one */
 	struct upg_counters *counters;
 };
@@ -67,6 +68,14 @@ static inline struct upg_counters *upg_shared_counters(struct upg_runtime *rt)
 {
 	return &rt->counters[rt->nr_counters - 1];
 }
+
+/*
+ * runtime.c: the runtime whose extents hold @addr, for calls that name
+ * memory, not a runtime (upg_advise, upg_pin). Returns NULL, or the
+ * runtime, kept alive until upg_runtime_find_done().
+ */
+struct upg_runtime *upg_runtime_find(uintptr_t addr);
+void upg_runtime_find_done(void);
 
 /* region.c. Find: call with rt->lock held, either way. */
 const struct upg_extent *upg_extent_find(struct upg_runtime *rt, uintptr_t addr);
@@ -92,12 +101,25 @@ void upg_blocks_set(struct upg_region *r, uintptr_t start, uintptr_t end,
 
 /* fault.c */
 extern const struct upg_uffd_ops upg_fault_ops;
+/* What upg_fault_handle() is asked to do. */
+enum {
+	UPG_FH_WRITE = 1,	/* a write: real pages, never the zero page */
+	UPG_FH_FILL_UNKNOWN = 2,	/* zero-fill an address of no region */
+	/*
+	 * Not a fault (upg_advise, upg_pin): bring an evicted block back, leave
+	 * a resident or ABSENT one alone; not counted as a fault.
+	 */
+	UPG_FH_PREFETCH = 4,
+	UPG_FH_POPULATE = 8,	/* with PREFETCH: fill an ABSENT block too */
+};
+
 /*
- * Resolve a fault at @addr. An address in no region is zero-filled with
- * @fill_unknown, else left alone; returns false if it was left alone.
+ * Resolve a fault at @addr (@flags: UPG_FH_*). An address in no region is
+ * zero-filled with UPG_FH_FILL_UNKNOWN, else left alone; returns false if
+ * it was left alone.
  */
 bool upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
-		      uintptr_t addr, bool write, bool fill_unknown);
+		      uintptr_t addr, unsigned int flags);
 
 /* sigbus.c */
 int upg_sigbus_attach(struct upg_runtime *rt);

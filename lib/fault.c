@@ -131,8 +131,10 @@ static void fill_absent(const struct upg_extent *e, struct upg_counters *c,
  */
 static enum fault_result fault_in_extent(const struct upg_extent *e,
 					 struct upg_counters *c, uintptr_t addr,
-					 bool write)
+					 unsigned int flags)
 {
+	bool write = flags & UPG_FH_WRITE;
+	bool prefetch = flags & UPG_FH_PREFETCH;
 	struct upg_region *r = e->region;
 	struct upg_pager *pg = r->rt->pager;
 	size_t b = (addr - r->start) >> r->block_shift;
@@ -145,6 +147,8 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 
 		switch (upg_ps_state(old)) {
 		case UPG_PS_ABSENT:
+			if (prefetch && !(flags & UPG_FH_POPULATE))
+				return FAULT_DONE;
 			if (pg && !upg_pager_try_reserve(pg, upg_block_len(r, b)))
 				return FAULT_NEED_ROOM;
 			if (!__atomic_compare_exchange_n(word, &old,
@@ -165,6 +169,8 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 			sched_yield();
 			continue;
 		case UPG_PS_RESIDENT:
+			if (prefetch)
+				return FAULT_DONE;
 			/*
 			 * A page of it was dropped. Hold the block while the page
 			 * is filled: were the clock to move the block out between
@@ -180,6 +186,8 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 			__atomic_store_n(word, old, __ATOMIC_RELEASE);
 			return FAULT_DONE;
 		case UPG_PS_UNMAPPED:
+			if (prefetch)
+				return FAULT_DONE;
 			/*
 			 * Only a block partly unmapped can be here (whole ones
 			 * left the table): its mapped part faults like a
@@ -205,11 +213,15 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 }
 
 bool upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
-		      uintptr_t addr, bool write, bool fill_unknown)
+		      uintptr_t addr, unsigned int flags)
 {
+	bool fill_unknown = flags & UPG_FH_FILL_UNKNOWN;
+	bool write = flags & UPG_FH_WRITE;
 	enum fault_result res = FAULT_DONE;
+	struct upg_room_wait room = { 0 };
 	const struct upg_extent *e;
-	bool counted = false, waited = false;
+	/* A prefetch is no fault: never counted as one. */
+	bool counted = flags & UPG_FH_PREFETCH, waited = false;
 
 	for (;;) {
 		pthread_rwlock_rdlock(&rt->lock);
@@ -232,7 +244,7 @@ bool upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
 			counted = true;
 		}
 		if (e) {
-			res = fault_in_extent(e, c, addr, write);
+			res = fault_in_extent(e, c, addr, flags);
 		} else if (fill_unknown) {
 			/*
 			 * Registered memory we do not track: a region being
@@ -245,7 +257,7 @@ bool upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
 		pthread_rwlock_unlock(&rt->lock);
 		if (res != FAULT_NEED_ROOM)
 			return e || fill_unknown;
-		upg_pager_reclaim(rt->pager, c);
+		upg_pager_reclaim(rt->pager, c, &room);
 		res = FAULT_DONE;
 	}
 }
@@ -254,7 +266,7 @@ static void on_fault(void *ctx, struct upg_counters *c, uintptr_t addr,
 		     bool write)
 {
 	/* The kernel sent it: the address is registered with our uffd. */
-	upg_fault_handle(ctx, c, addr, write, true);
+	upg_fault_handle(ctx, c, addr, (write ? UPG_FH_WRITE : 0) | UPG_FH_FILL_UNKNOWN);
 }
 
 /* Wait out a busy block, then replace its word; returns the old word. */

@@ -16,7 +16,7 @@
 #include "log.h"
 #include "options.h"
 
-enum opt_kind { OPT_SIZE, OPT_LEVEL, OPT_UINT, OPT_BOOL, OPT_MODE, OPT_FEATURES };
+enum opt_kind { OPT_SIZE, OPT_LEVEL, OPT_UINT, OPT_BOOL, OPT_ENUM, OPT_FEATURES };
 
 struct opt_desc {
 	const char *name;
@@ -25,32 +25,49 @@ struct opt_desc {
 	const char *help;
 	uint64_t min, max;	/* OPT_SIZE, OPT_UINT; max 0: no limit */
 	bool pow2;		/* OPT_SIZE: a power of two */
+	const char *const *names;	/* OPT_ENUM: value i's name, NULL-ended */
 };
 
 #define OPT_AT(field) offsetof(struct upg_options, field)
 
 #define UPG_FAULT_THREADS_MAX	256
+#define UPG_OOM_WAIT_MS_MAX	(24u * 3600 * 1000)
+
+/* OPT_ENUM names, in the order of the enum's values. */
+static const char *const fault_mode_names[] = { "poll", "sigbus", NULL };
+static const char *const oom_names[] = { "wait", "kill", "callback", NULL };
+static const char *const overcommit_names[] = { "heuristic", "always", "never", NULL };
+_Static_assert(sizeof(enum upg_oom_policy) == sizeof(unsigned int) &&
+	       sizeof(enum upg_overcommit) == sizeof(unsigned int) &&
+	       sizeof(enum upg_fault_mode) == sizeof(unsigned int), "OPT_ENUM fields");
 
 static const struct opt_desc opt_table[] = {
 	/* UPAGER_<name>    kind           field                   help */
 	{ "BLOCK_SIZE",     OPT_SIZE,      OPT_AT(block_size),     "bytes filled per fault, 4K..2M, a power of 2",
-	  4096, 2u << 20, true },
+	  4096, 2u << 20, true, NULL },
 	{ "BUDGET",         OPT_SIZE,      OPT_AT(budget),         "resident bytes before eviction, 0 = no limit",
-	  0, 0, false },
+	  0, 0, false, NULL },
 	{ "BUDGET_TOTAL",   OPT_SIZE,      OPT_AT(budget_total),   "resident + zpool bytes, 0 = no limit",
-	  0, 0, false },
+	  0, 0, false, NULL },
 	{ "ZPOOL_MAX",      OPT_SIZE,      OPT_AT(zpool_max),      "zpool bytes, 0 = no cap of its own",
-	  0, 0, false },
+	  0, 0, false, NULL },
 	{ "LOW_WATERMARK",  OPT_LEVEL,     OPT_AT(low_watermark),  "evictor stops here: bytes or N% of budget (90%)",
-	  0, 0, false },
+	  0, 0, false, NULL },
 	{ "HIGH_WATERMARK", OPT_LEVEL,     OPT_AT(high_watermark), "evictor starts here: bytes or N% of budget (95%)",
-	  0, 0, false },
+	  0, 0, false, NULL },
+	{ "OOM",            OPT_ENUM,      OPT_AT(oom),            "budget cannot be kept: wait, kill or callback",
+	  0, 0, false, oom_names },
+	{ "OOM_WAIT_MS",    OPT_UINT,      OPT_AT(oom_wait_ms),    "oom=wait gives up after this, 0 = 10000",
+	  0, UPG_OOM_WAIT_MS_MAX, false, NULL },
+	{ "OVERCOMMIT",     OPT_ENUM,      OPT_AT(overcommit),     "regions past budget + store: heuristic, always, never",
+	  0, 0, false, overcommit_names },
 	{ "FAULT_THREADS",  OPT_UINT,      OPT_AT(fault_threads),  "uffd reader threads, 0 = one per CPU, at most 256",
-	  0, UPG_FAULT_THREADS_MAX, false },
-	{ "PIN_THREADS",    OPT_BOOL,      OPT_AT(pin_threads),    "pin reader i to CPU i", 0, 0, false },
-	{ "FAULT_MODE",     OPT_MODE,      OPT_AT(fault_mode),     "poll (reader threads) or sigbus (opt-in)", 0, 0, false },
-	{ "DISABLE",        OPT_FEATURES,  OPT_AT(features),       "kernel features not to use, comma-separated", 0, 0, false },
-	{ "VERBOSE",        OPT_BOOL,      OPT_AT(verbose),        "log options and features at start", 0, 0, false },
+	  0, UPG_FAULT_THREADS_MAX, false, NULL },
+	{ "PIN_THREADS",    OPT_BOOL,      OPT_AT(pin_threads),    "pin reader i to CPU i", 0, 0, false, NULL },
+	{ "FAULT_MODE",     OPT_ENUM,      OPT_AT(fault_mode),     "poll (reader threads) or sigbus (opt-in)",
+	  0, 0, false, fault_mode_names },
+	{ "DISABLE",        OPT_FEATURES,  OPT_AT(features),       "kernel features not to use, comma-separated", 0, 0, false, NULL },
+	{ "VERBOSE",        OPT_BOOL,      OPT_AT(verbose),        "log options and features at start", 0, 0, false, NULL },
 };
 
 UPG_API int upg_parse_size(const char *s, uint64_t *out)
@@ -143,15 +160,24 @@ static int parse_uint(const char *s, unsigned int *out)
 	return 0;
 }
 
-static int parse_mode(const char *s, enum upg_fault_mode *out)
+/* Enum fields are unsigned int: their enums have no negative values. */
+static int parse_enum(const char *s, const char *const *names, unsigned int *out)
 {
-	if (!strcasecmp(s, "poll"))
-		*out = UPG_FAULT_POLL;
-	else if (!strcasecmp(s, "sigbus"))
-		*out = UPG_FAULT_SIGBUS;
-	else
-		return -EINVAL;
-	return 0;
+	for (unsigned int i = 0; names[i]; i++)
+		if (!strcasecmp(s, names[i])) {
+			*out = i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static unsigned int enum_count(const char *const *names)
+{
+	unsigned int n = 0;
+
+	while (names[n])
+		n++;
+	return n;
 }
 
 /* "move,zeropage" clears those bits from the allowed set; "" clears none. */
@@ -198,8 +224,8 @@ static int parse_one(const struct opt_desc *d, const char *value,
 		return parse_uint(value, (unsigned int *)field);
 	case OPT_BOOL:
 		return upg_parse_bool(value, (bool *)field);
-	case OPT_MODE:
-		return parse_mode(value, (enum upg_fault_mode *)field);
+	case OPT_ENUM:
+		return parse_enum(value, d->names, (unsigned int *)field);
 	case OPT_FEATURES:
 		return parse_features(value, (unsigned int *)field);
 	}
@@ -222,8 +248,8 @@ static bool field_ok(const struct opt_desc *d, const struct upg_options *o)
 	case OPT_LEVEL:
 		v = *(const size_t *)field;
 		return !upg_is_percent(v) || (upg_percent_of(v) >= 1 && upg_percent_of(v) <= 100);
-	case OPT_MODE:
-		return o->fault_mode == UPG_FAULT_POLL || o->fault_mode == UPG_FAULT_SIGBUS;
+	case OPT_ENUM:
+		return *(const unsigned int *)field < enum_count(d->names);
 	case OPT_FEATURES:
 		return !(o->features & ~UPG_FEAT_ALL);
 	default:
@@ -265,6 +291,10 @@ int upg_options_validate(const struct upg_options *o)
 		if (field_ok(&opt_table[i], o))
 			continue;
 		upg_warn("UPAGER_%s: out of range: %s", opt_table[i].name, opt_table[i].help);
+		ret = -EINVAL;
+	}
+	if (o->oom == UPG_OOM_CALLBACK && !o->oom_callback) {
+		upg_warn("UPAGER_OOM=callback: no oom_callback is set (code only)");
 		ret = -EINVAL;
 	}
 	return ret ? ret : budget_ok(o);
@@ -341,8 +371,9 @@ static void format_value(const struct opt_desc *d, const struct upg_options *o,
 	case OPT_BOOL:
 		snprintf(buf, len, "%s", *(const bool *)field ? "on" : "off");
 		return;
-	case OPT_MODE:
-		snprintf(buf, len, "%s", o->fault_mode == UPG_FAULT_SIGBUS ? "sigbus" : "poll");
+	case OPT_ENUM:
+		snprintf(buf, len, "%s", *(const unsigned int *)field < enum_count(d->names) ?
+			 d->names[*(const unsigned int *)field] : "?");
 		return;
 	case OPT_FEATURES:
 		buf[0] = '\0';

@@ -39,6 +39,7 @@
 #include "log.h"
 #include "options.h"
 #include "pagestate.h"
+#include "oom.h"
 #include "pager.h"
 #include "swap/zpool.h"
 #include "testing.h"
@@ -96,6 +97,9 @@ struct upg_pager {
 
 	size_t resident;		/* bytes, atomic */
 	size_t inactive;		/* bytes, atomic */
+	size_t pinned;			/* bytes, atomic */
+	uint64_t freed_seq;		/* atomic: bumped by every release */
+	bool store_full;		/* the zpool refused the last store */
 	uint32_t evict_seq;		/* futex: the evictor sleeps on it */
 	bool evictor_asleep;		/* atomic: a kick must make a syscall */
 	uint32_t room_seq;		/* futex: stalled fills sleep on it */
@@ -178,6 +182,7 @@ bool upg_pager_try_reserve(struct upg_pager *pg, size_t len)
 void upg_pager_release(struct upg_pager *pg, size_t len)
 {
 	__atomic_fetch_sub(&pg->resident, len, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&pg->freed_seq, 1, __ATOMIC_RELAXED);
 	if (__atomic_load_n(&pg->waiters, __ATOMIC_RELAXED))
 		futex_wake_all(&pg->room_seq);
 }
@@ -408,6 +413,8 @@ void upg_pager_block_dropped(struct upg_runtime *rt, struct upg_region *r,
 
 	if (!pg)
 		return;
+	if (old & UPG_PS_PIN)
+		__atomic_fetch_sub(&pg->pinned, blen, __ATOMIC_RELAXED);
 	switch (upg_ps_state(old)) {
 	case UPG_PS_RESIDENT:
 		upg_pager_release(pg, blen);
@@ -479,6 +486,20 @@ void upg_pager_block_punch(struct upg_runtime *rt, struct upg_region *r,
 	__atomic_store_n(word, old, __ATOMIC_RELEASE);
 }
 
+/* Queue an INACTIVE block at the FIFO's tail; false when it is full. */
+static bool ring_push(struct upg_pager *pg, struct upg_region *r, size_t b, uint64_t slot)
+{
+	bool ok;
+
+	pthread_mutex_lock(&pg->lock);
+	ok = pg->ring_len < pg->ring_cap;
+	if (ok)
+		pg->ring[(pg->ring_head + pg->ring_len++) % pg->ring_cap] =
+			(struct inactive_entry){ r, b, slot };
+	pthread_mutex_unlock(&pg->lock);
+	return ok;
+}
+
 /* The FIFO names a block that moved to another region (mremap). */
 static void ring_rename(struct upg_pager *pg, struct upg_region *old, size_t j,
 			struct upg_region *nr, size_t k)
@@ -522,11 +543,7 @@ static uint64_t share_block(struct upg_pager *pg, struct upg_region *old, size_t
 		}
 		__atomic_fetch_add(&pg->resident, nlen, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&pg->inactive, nlen, __ATOMIC_RELAXED);
-		pthread_mutex_lock(&pg->lock);
-		if (pg->ring_len < pg->ring_cap)
-			pg->ring[(pg->ring_head + pg->ring_len++) % pg->ring_cap] =
-				(struct inactive_entry){ nr, k, slot };
-		pthread_mutex_unlock(&pg->lock);
+		ring_push(pg, nr, k, slot);
 		return upg_ps_make(UPG_PS_INACTIVE, slot);
 	case UPG_PS_COMPRESSED:
 		buf = buf_get(pg);
@@ -578,6 +595,7 @@ void upg_pager_block_moved(struct upg_runtime *rt, struct upg_region *old, size_
 
 enum deact { DEACT_OK, DEACT_NONE, DEACT_NO_SLOT };
 
+
 /* The slot right after @prev, if it is free (a run of neighbours). */
 static bool slot_alloc_after(struct upg_pager *pg, uint64_t prev, uint64_t *slot)
 {
@@ -596,10 +614,12 @@ static bool slot_alloc_after(struct upg_pager *pg, uint64_t prev, uint64_t *slot
 
 /*
  * Claim block @b of @r for deactivation if it may go: RESIDENT, not
- * referenced (a referenced one loses the bit: second chance), wholly in
- * one extent. Returns its old word (never 0: RESIDENT is not), or 0.
+ * pinned, not referenced (a referenced one loses the bit: second chance;
+ * @force takes it anyway), wholly in one extent. Returns its old word
+ * (never 0: RESIDENT is not), or 0.
  */
-static uint64_t claim_cold(struct upg_runtime *rt, struct upg_region *r, size_t b)
+static uint64_t claim_cold(struct upg_pager *pg, struct upg_counters *c,
+			   struct upg_region *r, size_t b, bool force)
 {
 	uint64_t *word = &r->state[b], old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
 	uintptr_t bs = block_start(r, b);
@@ -607,29 +627,35 @@ static uint64_t claim_cold(struct upg_runtime *rt, struct upg_region *r, size_t 
 
 	if (upg_ps_state(old) != UPG_PS_RESIDENT)
 		return 0;
-	if (old & UPG_PS_REF) {
+	if (old & UPG_PS_PIN) {
+		upg_stat_inc(c, pin_skipped);
+		return 0;
+	}
+	if ((old & UPG_PS_REF) && !force) {
 		/* A lost CAS is a block in use anyway. */
 		__atomic_compare_exchange_n(word, &old, old & ~UPG_PS_REF, false,
 					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 		return 0;
 	}
-	e = upg_extent_find(rt, bs);
+	e = upg_extent_find(pg->rt, bs);
 	if (!e || e->region != r || e->end < bs + upg_block_len(r, b) || e->start > bs)
 		return 0;	/* partly unmapped: stays resident */
-	if (!__atomic_compare_exchange_n(word, &old, upg_ps_with_state(old, UPG_PS_EVICTING),
+	if (!__atomic_compare_exchange_n(word, &old,
+					 upg_ps_with_state(old & ~UPG_PS_REF, UPG_PS_EVICTING),
 					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return 0;
-	return old;
+	return old & ~UPG_PS_REF;
 }
 
 /*
  * Move the claimed blocks [b0, b0 + n) of @r to slots [s0, s0 + n) in one
  * UFFDIO_MOVE: one TLB shoot-down for the run. What moved becomes
- * INACTIVE; what did not (-EBUSY: a page shared after fork or pinned;
- * -EAGAIN: the mm is changing) goes back as it was.
+ * INACTIVE, at the FIFO's tail if @queue (else the caller compresses it
+ * at once); what did not (-EBUSY: a page shared after fork or pinned by
+ * the kernel; -EAGAIN: the mm is changing) goes back as it was.
  */
 static void move_run(struct upg_pager *pg, struct upg_counters *c, struct upg_region *r,
-		     size_t b0, uint64_t s0, size_t n, const uint64_t *olds)
+		     size_t b0, uint64_t s0, size_t n, const uint64_t *olds, bool queue)
 {
 	struct upg_runtime *rt = pg->rt;
 	uintptr_t start = block_start(r, b0);
@@ -646,10 +672,8 @@ static void move_run(struct upg_pager *pg, struct upg_counters *c, struct upg_re
 		if (!ret || bs + blen <= start + done) {
 			__atomic_fetch_add(&pg->inactive, blen, __ATOMIC_RELAXED);
 			__atomic_store_n(word, upg_ps_make(UPG_PS_INACTIVE, s0 + k), __ATOMIC_RELEASE);
-			pthread_mutex_lock(&pg->lock);
-			pg->ring[(pg->ring_head + pg->ring_len++) % pg->ring_cap] =
-				(struct inactive_entry){ r, b0 + k, s0 + k };
-			pthread_mutex_unlock(&pg->lock);
+			if (queue)
+				ring_push(pg, r, b0 + k, s0 + k);
 			upg_stat_inc(c, deactivations);
 			continue;
 		}
@@ -693,20 +717,20 @@ static enum deact deactivate_next(struct upg_pager *pg, struct upg_counters *c)
 		}
 		scanned++;
 		b0 = pg->hand_block++;
-		olds[0] = claim_cold(rt, r, b0);
+		olds[0] = claim_cold(pg, c, r, b0, false);
 		if (!olds[0])
 			continue;
 		/* Take the cold neighbours too, while their slots are free. */
 		while (n < EVICT_RUN && pg->hand_block < r->nr_blocks &&
 		       slot_alloc_after(pg, slot + n - 1, &next)) {
-			olds[n] = claim_cold(rt, r, pg->hand_block++);
+			olds[n] = claim_cold(pg, c, r, pg->hand_block++, false);
 			if (!olds[n]) {
 				slot_free(pg, next);
 				break;
 			}
 			n++;
 		}
-		move_run(pg, c, r, b0, slot, n, olds);
+		move_run(pg, c, r, b0, slot, n, olds, true);
 		return DEACT_OK;
 	}
 	slot_free(pg, slot);
@@ -778,6 +802,50 @@ static void slots_release(struct upg_pager *pg, const uint64_t *slots,
 	}
 }
 
+/* Any slot, for compress_block(). */
+#define ANY_SLOT	UINT64_MAX
+
+/*
+ * Compress block @b of @r if it is INACTIVE (in @slot, or in any slot):
+ * COMPRESSED, its slot in *@freed for slots_release(). Returns the
+ * block's length, 0 when it is not INACTIVE there (it came back, or was
+ * dropped, since), or the zpool's error (it stays INACTIVE).
+ */
+static long compress_block(struct upg_pager *pg, struct upg_counters *c,
+			   struct upg_region *r, size_t b, uint64_t slot, uint64_t *freed)
+{
+	uint64_t *word = &r->state[b], old = __atomic_load_n(word, __ATOMIC_ACQUIRE), handle;
+	size_t blen = upg_block_len(r, b);
+	int ret;
+
+	if (upg_ps_state(old) != UPG_PS_INACTIVE ||
+	    (slot != ANY_SLOT && old != upg_ps_make(UPG_PS_INACTIVE, slot)) ||
+	    !__atomic_compare_exchange_n(word, &old, upg_ps_with_state(old, UPG_PS_EVICTING),
+					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return 0;
+	if (upg_test_evict_delay_us) {
+		/* Read first: the test may reset it once it sees the address. */
+		unsigned int delay = upg_test_evict_delay_us;
+
+		upg_test_evicting_addr = block_start(r, b);
+		usleep(delay);
+		upg_test_evicting_addr = 0;
+	}
+	ret = store_slot(pg, upg_ps_slot(old), blen, &handle);
+	__atomic_store_n(&pg->store_full, ret == -ENOSPC, __ATOMIC_RELAXED);
+	if (ret) {
+		upg_stat_inc(c, evict_failed);
+		__atomic_store_n(word, old, __ATOMIC_RELEASE);
+		return ret;
+	}
+	/* Faults now swap in from the zpool; the slot goes in slots_release(). */
+	__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle), __ATOMIC_RELEASE);
+	*freed = upg_ps_slot(old);
+	upg_stat_inc(c, evictions);
+	upg_stat_add(c, UPG_STAT_evict_pages, blen / PAGE);
+	return (long)blen;
+}
+
 /*
  * Compress up to @max of the oldest INACTIVE blocks and release their
  * memory. Returns the blocks evicted (0: every entry was stale), -ENOENT
@@ -803,43 +871,134 @@ static int evict_batch(struct upg_pager *pg, struct upg_counters *c, size_t max)
 	if (!n)
 		return -ENOENT;
 	for (size_t i = 0; i < n; i++) {
-		struct inactive_entry *ent = &ents[i];
-		uint64_t *word, old, handle;
-		size_t blen;
+		long len;
 
-		if (!ent->r)
+		if (!ents[i].r)
 			continue;	/* its region is gone */
-		word = &ent->r->state[ent->block];
-		old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
-		if (old != upg_ps_make(UPG_PS_INACTIVE, ent->slot) ||
-		    !__atomic_compare_exchange_n(word, &old, upg_ps_with_state(old, UPG_PS_EVICTING),
-						 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-			continue;	/* came back, or dropped, since */
-		if (upg_test_evict_delay_us) {
-			/* Read first: the test may reset it once it sees the address. */
-			unsigned int delay = upg_test_evict_delay_us;
-
-			upg_test_evicting_addr = block_start(ent->r, ent->block);
-			usleep(delay);
-			upg_test_evicting_addr = 0;
-		}
-		blen = upg_block_len(ent->r, ent->block);
-		ret = store_slot(pg, ent->slot, blen, &handle);
-		if (ret) {
-			upg_stat_inc(c, evict_failed);
-			__atomic_store_n(word, old, __ATOMIC_RELEASE);
+		len = compress_block(pg, c, ents[i].r, ents[i].block, ents[i].slot, &slots[done]);
+		if (len < 0) {
+			ret = (int)len;
 			ring_unpop(pg, ents + i, n - i);	/* keep their places */
 			break;
 		}
-		/* Faults now swap in from the zpool; the slot goes below. */
-		__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle), __ATOMIC_RELEASE);
-		slots[done] = ent->slot;
-		lens[done++] = blen;
-		upg_stat_inc(c, evictions);
-		upg_stat_add(c, UPG_STAT_evict_pages, blen / PAGE);
+		if (len)
+			lens[done++] = (size_t)len;
 	}
 	slots_release(pg, slots, lens, done);
 	return done ? (int)done : ret;
+}
+
+/*
+ * UPG_ADV_COLD: blocks [b0, b0 + n) of @r that are RESIDENT move out as
+ * the clock would move them, past the FIFO, and every INACTIVE one is
+ * compressed at once. Returns the blocks compressed. Call inside
+ * upg_pager_hold(), with rt->lock shared.
+ */
+size_t upg_pager_cold(struct upg_pager *pg, struct upg_counters *c,
+		      struct upg_region *r, size_t b0, size_t n)
+{
+	uint64_t olds[EVICT_RUN], slots[EVICT_RUN], slot, next;
+	size_t lens[EVICT_RUN], evicted = 0;
+
+	for (size_t b = b0; b < b0 + n;) {
+		size_t k = 0, done = 0;
+
+		/* No staging slot free: make room the usual way first. */
+		if (!slot_alloc(pg, &slot) && (evict_batch(pg, c, EVICT_RUN) < 0 ||
+					       !slot_alloc(pg, &slot)))
+			break;
+		while (k < EVICT_RUN && b + k < b0 + n &&
+		       (k == 0 || slot_alloc_after(pg, slot + k - 1, &next))) {
+			olds[k] = claim_cold(pg, c, r, b + k, true);
+			if (!olds[k]) {
+				slot_free(pg, k ? next : slot);
+				break;
+			}
+			k++;
+		}
+		if (k)
+			move_run(pg, c, r, b, slot, k, olds, false);
+		else
+			k = 1;	/* not RESIDENT: compress it if INACTIVE */
+		for (size_t i = b; i < b + k; i++) {
+			long len = compress_block(pg, c, r, i, ANY_SLOT, &slots[done]);
+
+			if (len < 0) {
+				/* Staged but the zpool is full: let the FIFO retry it. */
+				uint64_t w = __atomic_load_n(&r->state[i], __ATOMIC_ACQUIRE);
+
+				if (upg_ps_state(w) == UPG_PS_INACTIVE)
+					ring_push(pg, r, i, upg_ps_slot(w));
+				continue;
+			}
+			if (len)
+				lens[done++] = (size_t)len;
+		}
+		slots_release(pg, slots, lens, done);
+		evicted += done;
+		b += k;
+	}
+	upg_stat_add(c, UPG_STAT_advise_cold_blocks, evicted);
+	return evicted;
+}
+
+void upg_pager_hold(struct upg_pager *pg)
+{
+	pthread_rwlock_rdlock(&pg->evict_lock);
+}
+
+void upg_pager_unhold(struct upg_pager *pg)
+{
+	pthread_rwlock_unlock(&pg->evict_lock);
+}
+
+int upg_pager_pin(struct upg_pager *pg, struct upg_region *r, size_t b, bool pin)
+{
+	uint64_t *word = &r->state[b];
+
+	for (;;) {
+		uint64_t old = __atomic_load_n(word, __ATOMIC_ACQUIRE), want;
+
+		if (upg_ps_is_busy(old)) {
+			sched_yield();	/* a fill or an eviction: microseconds */
+			continue;
+		}
+		if (pin && upg_ps_state(old) != UPG_PS_RESIDENT)
+			return -EAGAIN;
+		if (!!(old & UPG_PS_PIN) == pin)
+			return 0;
+		want = pin ? old | UPG_PS_PIN : old & ~UPG_PS_PIN;
+		if (!__atomic_compare_exchange_n(word, &old, want, false,
+						 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			continue;
+		if (pin)
+			__atomic_fetch_add(&pg->pinned, upg_block_len(r, b), __ATOMIC_RELAXED);
+		else
+			__atomic_fetch_sub(&pg->pinned, upg_block_len(r, b), __ATOMIC_RELAXED);
+		return 0;
+	}
+}
+
+void upg_pager_oom_info(struct upg_pager *pg, struct upg_oom_info *info)
+{
+	struct upg_zpool_stats zs;
+	size_t limit = resident_limit(pg);
+
+	upg_zpool_stats(pg->zpool, &zs);
+	*info = (struct upg_oom_info){
+		.budget = limit,
+		.resident = load(&pg->resident),
+		.pinned = load(&pg->pinned),
+		.zpool = zs.mem_used,
+		.zpool_max = pg->rt->opts.zpool_max ? pg->rt->opts.zpool_max
+						    : pg->budget_total,
+	};
+	if (info->pinned + pg->block_size > limit)
+		info->why = "everything pinned";
+	else if (__atomic_load_n(&pg->store_full, __ATOMIC_RELAXED))
+		info->why = "zpool full";
+	else
+		info->why = "nothing evictable";
 }
 
 /*
@@ -853,13 +1012,16 @@ static size_t inactive_target(struct upg_pager *pg)
 }
 
 /*
- * One step of the evictor: deactivate a block while the INACTIVE share is
- * below its target, else compress the oldest INACTIVE one. Returns false
- * when neither can be done (nothing evictable, or the zpool refuses).
+ * One step of the evictor towards @low: deactivate a block while the
+ * INACTIVE share is below its target, else compress the oldest INACTIVE
+ * ones, no more than it takes to reach @low (the rest keep their second
+ * chance). Returns false when neither can be done (nothing evictable, or
+ * the zpool refuses).
  */
-static bool evict_step(struct upg_pager *pg, struct upg_counters *c)
+static bool evict_step(struct upg_pager *pg, struct upg_counters *c, size_t low)
 {
-	size_t inactive = load(&pg->inactive);
+	size_t inactive = load(&pg->inactive), resident = load(&pg->resident);
+	size_t need = resident > low ? (resident - low) / pg->block_size + 1 : 1;
 	int ret;
 
 	if (inactive < inactive_target(pg) + pg->block_size &&
@@ -873,7 +1035,7 @@ static bool evict_step(struct upg_pager *pg, struct upg_counters *c)
 		}
 	}
 	do
-		ret = evict_batch(pg, c, EVICT_RUN);
+		ret = evict_batch(pg, c, need < EVICT_RUN ? need : EVICT_RUN);
 	while (ret == 0);	/* stale entries */
 	return ret > 0;
 }
@@ -895,7 +1057,7 @@ static void evict_round(struct upg_pager *pg, struct upg_counters *c)
 		pthread_rwlock_rdlock(&pg->evict_lock);
 		pthread_rwlock_rdlock(&rt->lock);
 		for (int i = 0; progress && i < EVICT_BATCH && load(&pg->resident) > low; i++)
-			progress = evict_step(pg, c);
+			progress = evict_step(pg, c, low);
 		pthread_rwlock_unlock(&rt->lock);
 		pthread_rwlock_unlock(&pg->evict_lock);
 		futex_wake_all(&pg->room_seq);
@@ -929,7 +1091,25 @@ static void *evictor_main(void *arg)
 	return NULL;
 }
 
-void upg_pager_reclaim(struct upg_pager *pg, struct upg_counters *c)
+/*
+ * A fill has waited for room: if nothing was freed anywhere for
+ * UPG_OOM_DETECT_MS, the budget cannot be kept and the OOM policy decides.
+ */
+static void room_check(struct upg_pager *pg, struct upg_counters *c, struct upg_room_wait *w)
+{
+	uint64_t now = upg_now_ns(), seq = __atomic_load_n(&pg->freed_seq, __ATOMIC_RELAXED);
+
+	if (!w->since_ns || seq != w->freed_seq) {
+		w->since_ns = now;
+		w->freed_seq = seq;
+		return;
+	}
+	if (now - w->since_ns >= UPG_OOM_DETECT_MS * 1000000ull)
+		upg_oom(pg->rt, c, w, now);
+}
+
+void upg_pager_reclaim(struct upg_pager *pg, struct upg_counters *c,
+		       struct upg_room_wait *w)
 {
 	uint64_t t0 = upg_now_ns();
 	int ret;
@@ -946,6 +1126,7 @@ void upg_pager_reclaim(struct upg_pager *pg, struct upg_counters *c)
 	kick_evictor(pg);
 	if (ret < 0) {
 		upg_pager_wait_room(pg, c);
+		room_check(pg, c, w);
 		return;
 	}
 	upg_stat_inc(c, reclaims_direct);
@@ -1004,6 +1185,7 @@ void upg_pager_stats(struct upg_pager *pg, struct upg_stats *st)
 	st->budget_bytes = pg->budget;
 	st->resident_bytes = load(&pg->resident);
 	st->inactive_bytes = load(&pg->inactive);
+	st->pinned_bytes = load(&pg->pinned);
 	st->zpool_bytes = zs.mem_used;
 	st->zpool_orig_bytes = zs.orig_bytes;
 	st->zpool_stored_bytes = zs.stored_bytes;

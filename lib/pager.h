@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core.h"
+#include "oom.h"
 
 struct upg_pager;
 
@@ -36,9 +37,34 @@ void upg_pager_wait_room(struct upg_pager *pg, struct upg_counters *c);
 /*
  * No room: compress the oldest INACTIVE block in this thread (direct
  * reclaim, as the kernel's faulting threads do), or wait for the evictor
- * when there is none. Call without rt->lock.
+ * when there is none. Call without rt->lock, with the same @w (zeroed
+ * first) for every retry of one fill: a fill that waits long with nothing
+ * freed meets the OOM policy (oom.h).
  */
-void upg_pager_reclaim(struct upg_pager *pg, struct upg_counters *c);
+void upg_pager_reclaim(struct upg_pager *pg, struct upg_counters *c,
+		       struct upg_room_wait *w);
+
+/*
+ * Hold off fork's bring-back while blocks move out (upg_pager_cold).
+ * Taken before rt->lock.
+ */
+void upg_pager_hold(struct upg_pager *pg);
+void upg_pager_unhold(struct upg_pager *pg);
+/*
+ * UPG_ADV_COLD on blocks [b0, b0 + n) of @r: RESIDENT ones move out as the
+ * clock would move them, and every INACTIVE one is compressed at once.
+ * Returns the blocks compressed. Call inside upg_pager_hold(), with
+ * rt->lock shared.
+ */
+size_t upg_pager_cold(struct upg_pager *pg, struct upg_counters *c,
+		      struct upg_region *r, size_t b0, size_t n);
+/*
+ * Pin or unpin block @b of @r (rt->lock held). Pinning needs it RESIDENT:
+ * -EAGAIN otherwise (bring it in and try again).
+ */
+int upg_pager_pin(struct upg_pager *pg, struct upg_region *r, size_t b, bool pin);
+/* The figures an OOM decision is made on, and why room cannot be made. */
+void upg_pager_oom_info(struct upg_pager *pg, struct upg_oom_info *info);
 
 /*
  * Fault on a block that is INACTIVE or COMPRESSED (@old, read just now),

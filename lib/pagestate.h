@@ -8,8 +8,9 @@
  *   bits  0-3   state
  *   bit   4     referenced: brought back from INACTIVE since the clock
  *                 hand last passed (second chance)
- *   bit   5     dirty (not used yet)
- *   bits  6-11  NUMA node (not used yet)
+ *   bit   5     pinned (upg_pin): the clock passes it over; only ever
+ *                 set on a RESIDENT block, dropped with its contents
+ *   bits  6-11  dirty, NUMA node (not used yet)
  *   bits 12-63  slot: INACTIVE's staging slot, COMPRESSED's zpool handle
  */
 #ifndef UPG_PAGESTATE_H
@@ -40,6 +41,7 @@ enum upg_ps {
 #define UPG_PS_STATE_MASK	0xfull
 
 #define UPG_PS_REF		(1ull << 4)
+#define UPG_PS_PIN		(1ull << 5)
 #define UPG_PS_SLOT_SHIFT	12
 
 static inline enum upg_ps upg_ps_state(uint64_t word)

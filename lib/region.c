@@ -14,6 +14,7 @@
 #include "core.h"
 #include "pager.h"
 #include "log.h"
+#include "oom.h"
 #include "pagestate.h"
 
 #define PAGE	UPG_PAGE_SIZE
@@ -214,7 +215,7 @@ static int region_link(struct upg_runtime *rt, struct upg_region *r)
 	int ret;
 
 	/* An unmap of these addresses read before now must be applied first. */
-	upg_uffd_loop_quiesce(rt->loop);
+	upg_uffd_loop_wait_events(rt->loop);
 	pthread_rwlock_wrlock(&rt->lock);
 	ret = extents_reserve(rt, 1);
 	if (!ret) {
@@ -244,6 +245,9 @@ UPG_API int upg_region_create(struct upg_runtime *rt, size_t len,
 	if (!len || len > SIZE_MAX - 2 * UPG_FILL_MAX)
 		return -EINVAL;
 	len = align_up(len, PAGE);
+	ret = upg_oom_admit(rt, len);
+	if (ret)
+		return ret;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -341,7 +345,7 @@ UPG_API void upg_region_destroy(struct upg_region *r)
 		return;
 	rt = r->rt;
 	/* Unmaps the application made just before must be in the table. */
-	upg_uffd_loop_quiesce(rt->loop);
+	upg_uffd_loop_wait_events(rt->loop);
 	/* Waits for every fault handler that may hold @r. */
 	pthread_rwlock_wrlock(&rt->lock);
 	ext = region_unlink(rt, r, &nr);
@@ -444,7 +448,7 @@ UPG_API size_t upg_region_len(const struct upg_region *r)
 	size_t len;
 
 	/* An munmap that just returned must show here. */
-	upg_uffd_loop_quiesce(rt->loop);
+	upg_uffd_loop_wait_events(rt->loop);
 	pthread_rwlock_rdlock(&rt->lock);
 	len = r->mapped_len;
 	pthread_rwlock_unlock(&rt->lock);

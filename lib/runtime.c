@@ -69,6 +69,47 @@ static int start_faults(struct upg_runtime *rt)
 	return ret;
 }
 
+/*
+ * Live runtimes. Readers (upg_advise and friends) hold the lock across
+ * their call, so a runtime is not destroyed under them. Recursive read
+ * locking is fine with glibc's default, reader-first rwlock: an
+ * oom_callback may call upg_unpin() inside upg_pin().
+ */
+static pthread_rwlock_t live_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct upg_runtime *live_runtimes;
+
+struct upg_runtime *upg_runtime_find(uintptr_t addr)
+{
+	pthread_rwlock_rdlock(&live_lock);
+	for (struct upg_runtime *rt = live_runtimes; rt; rt = rt->next_live) {
+		bool found;
+
+		pthread_rwlock_rdlock(&rt->lock);
+		found = upg_extent_find(rt, addr) != NULL;
+		pthread_rwlock_unlock(&rt->lock);
+		if (found)
+			return rt;
+	}
+	pthread_rwlock_unlock(&live_lock);
+	return NULL;
+}
+
+void upg_runtime_find_done(void)
+{
+	pthread_rwlock_unlock(&live_lock);
+}
+
+static void live_del(struct upg_runtime *rt)
+{
+	pthread_rwlock_wrlock(&live_lock);
+	for (struct upg_runtime **p = &live_runtimes; *p; p = &(*p)->next_live)
+		if (*p == rt) {
+			*p = rt->next_live;
+			break;
+		}
+	pthread_rwlock_unlock(&live_lock);
+}
+
 UPG_API int upg_runtime_create(const struct upg_options *opts,
 			       struct upg_runtime **out)
 {
@@ -110,6 +151,10 @@ UPG_API int upg_runtime_create(const struct upg_options *opts,
 	ret = start_faults(rt);
 	if (ret)
 		goto err_pager;
+	pthread_rwlock_wrlock(&live_lock);
+	rt->next_live = live_runtimes;
+	live_runtimes = rt;
+	pthread_rwlock_unlock(&live_lock);
 	*out = rt;
 	return 0;
 
@@ -129,6 +174,7 @@ UPG_API void upg_runtime_destroy(struct upg_runtime *rt)
 {
 	if (!rt)
 		return;
+	live_del(rt);
 	/* Regions first: readers must still run to read their unmap events. */
 	upg_region_destroy_all(rt);
 	upg_pager_destroy(rt->pager);

@@ -63,7 +63,7 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 	c = upg_shared_counters(rt);
 	t0 = upg_now_ns();
 	/* One lookup: not ours means someone else's SIGBUS. */
-	if (!upg_fault_handle(rt, c, addr, is_write_fault(uc), false)) {
+	if (!upg_fault_handle(rt, c, addr, is_write_fault(uc) ? UPG_FH_WRITE : 0)) {
 		errno = saved_errno;
 		chain(sig, si, uc);
 		return;

@@ -689,3 +689,44 @@ Test(options, impossible_budgets_are_refused_by_name)
 	cr_assert_eq(upg_options_validate(&o), -EINVAL);
 	cr_assert(t_log_contains("WATERMARK"));
 }
+
+/* Issue 4: the oom and overcommit policies. */
+Test(options, oom_and_overcommit_are_read_by_name)
+{
+	struct upg_options o;
+
+	setenv("UPAGER_OOM", "Kill", 1);
+	setenv("UPAGER_OOM_WAIT_MS", "2500", 1);
+	setenv("UPAGER_OVERCOMMIT", "never", 1);
+	cr_assert_eq(upg_options_init(&o), 0);
+	cr_assert_eq(o.oom, UPG_OOM_KILL);
+	cr_assert_eq(o.oom_wait_ms, 2500);
+	cr_assert_eq(o.overcommit, UPG_OVERCOMMIT_NEVER);
+	cr_assert_eq(upg_options_set(&o, "OOM", "wait"), 0);
+	cr_assert_eq(o.oom, UPG_OOM_WAIT);
+	cr_assert_eq(upg_options_set(&o, "OVERCOMMIT", "always"), 0);
+	cr_assert_eq(o.overcommit, UPG_OVERCOMMIT_ALWAYS);
+}
+
+Test(options, bad_oom_values_are_refused_by_name)
+{
+	struct upg_options o = defaults();
+	struct upg_runtime *rt = NULL;
+
+	t_log_capture();
+	cr_assert_eq(upg_options_set(&o, "OOM", "panic"), -EINVAL);
+	cr_assert_eq(upg_options_set(&o, "OOM", ""), -EINVAL);
+	cr_assert_eq(upg_options_set(&o, "OVERCOMMIT", "sometimes"), -EINVAL);
+	cr_assert_eq(upg_options_set(&o, "OOM_WAIT_MS", "-1"), -EINVAL);
+	cr_assert_eq(upg_options_set(&o, "OOM_WAIT_MS", "99999999999"), -EINVAL);
+	cr_assert_eq(o.oom, UPG_OOM_WAIT, "a bad value changed the field");
+	cr_assert(t_log_contains("UPAGER_OOM"));
+	/* callback without a function: refused, named. */
+	o.oom = UPG_OOM_CALLBACK;
+	cr_assert_eq(upg_options_validate(&o), -EINVAL);
+	cr_assert(t_log_contains("oom_callback"));
+	cr_assert_eq(upg_runtime_create(&o, &rt), -EINVAL);
+	o = defaults();
+	o.overcommit = (enum upg_overcommit)3;
+	cr_assert_eq(upg_options_validate(&o), -EINVAL);
+}

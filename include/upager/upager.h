@@ -62,6 +62,58 @@ enum upg_fault_mode {
 	UPG_FAULT_SIGBUS = 1,
 };
 
+/* What to do when the budget cannot be kept (see struct upg_oom_info). */
+enum upg_oom_policy {
+	/*
+	 * Wait for room (an unpin, a free, a region destroyed) up to
+	 * oom_wait_ms, then end the process as UPG_OOM_KILL does.
+	 */
+	UPG_OOM_WAIT = 0,
+	/* End the process (SIGKILL) with a message naming the figures. */
+	UPG_OOM_KILL = 1,
+	/* Ask the application: upg_options.oom_callback. */
+	UPG_OOM_CALLBACK = 2,
+};
+
+/* Whether a region that could not fit budget + store is created at all. */
+enum upg_overcommit {
+	/*
+	 * Refuse only the obvious: more than budget + 4 x the store's room
+	 * (the store is the zpool: zpool_max, else budget_total, else RAM).
+	 */
+	UPG_OVERCOMMIT_HEURISTIC = 0,
+	UPG_OVERCOMMIT_ALWAYS = 1,	/* never refuse */
+	/* Refuse what could not fit if no page compressed at all. */
+	UPG_OVERCOMMIT_NEVER = 2,
+};
+
+/* The figures an out-of-memory decision is made on. */
+struct upg_oom_info {
+	size_t budget;		/* the resident limit now, bytes */
+	size_t resident;	/* bytes resident */
+	size_t pinned;		/* of those, pinned (upg_pin) */
+	size_t zpool;		/* bytes the zpool holds */
+	size_t zpool_max;	/* its cap (0: none) */
+	uint64_t waited_ms;	/* how long the fill has waited for room */
+	const char *why;	/* "zpool full", "everything pinned", ... */
+};
+
+/* What an oom_callback answers. */
+enum upg_oom_action {
+	UPG_OOM_RETRY = 0,	/* it made room (unpinned, freed): try again */
+	UPG_OOM_DIE = 1,	/* end the process, as UPG_OOM_KILL */
+};
+
+/*
+ * Called by the thread that waits for room (a fault reader thread, or the
+ * faulting thread in sigbus mode), once a fill has waited oom_detect for
+ * room with nothing freed. It must not touch managed memory (that would
+ * fault into the thread that is waiting); it may call upg_unpin(),
+ * upg_region_destroy() and free unmanaged memory. Called again while no
+ * room comes, at most once a second.
+ */
+typedef enum upg_oom_action upg_oom_fn(const struct upg_oom_info *info, void *arg);
+
 /*
  * Every knob of the runtime. upg_options_init() sets the defaults and then
  * applies UPAGER_<NAME> environment variables; the caller may edit fields
@@ -92,6 +144,16 @@ struct upg_options {
 	 * 90 %). Fills wait only when the budget itself is reached.
 	 */
 	size_t low_watermark, high_watermark;
+	/*
+	 * When the budget cannot be kept (the zpool full, everything pinned,
+	 * nothing evictable) for a second with a fill waiting: oom decides.
+	 * oom_callback (code only, no variable) is needed by UPG_OOM_CALLBACK.
+	 */
+	enum upg_oom_policy oom;
+	unsigned int oom_wait_ms;	/* UPG_OOM_WAIT's time limit; 0 = 10 s */
+	upg_oom_fn *oom_callback;
+	void *oom_callback_arg;
+	enum upg_overcommit overcommit;
 	unsigned int fault_threads;	/* uffd readers; 0 = one per online CPU */
 	bool pin_threads;	/* pin reader i to CPU i (measured faster here) */
 	enum upg_fault_mode fault_mode;
@@ -154,7 +216,8 @@ UPG_API unsigned int upg_runtime_features(const struct upg_runtime *rt);
 /*
  * Map @len bytes (rounded up to a page) of anonymous memory whose faults
  * the runtime services; the start is aligned to the fill block. Returns 0
- * and sets *@out, or -EINVAL (len 0), -ENOMEM, or the register error.
+ * and sets *@out, or -EINVAL (len 0), -ENOMEM (no memory, or refused by
+ * the overcommit policy: logged), or the register error.
  */
 UPG_API int upg_region_create(struct upg_runtime *rt, size_t len,
 			      struct upg_region **out);
@@ -163,6 +226,43 @@ UPG_API int upg_region_create(struct upg_runtime *rt, size_t len,
 UPG_API void upg_region_destroy(struct upg_region *region);
 
 UPG_API void *upg_region_addr(const struct upg_region *region);
+
+/* upg_advise() advice; several may be or'ed together. */
+enum upg_advice {
+	/* Bring evicted blocks back now: later accesses do not fault. */
+	UPG_ADV_WILLNEED = 1u << 0,
+	/* Evict now: compress the range into the zpool, release its memory. */
+	UPG_ADV_COLD = 1u << 1,
+	/* The contents may go: the range reads zeros (MADV_DONTNEED). */
+	UPG_ADV_DONTNEED = 1u << 2,
+	/*
+	 * Keep it: resident blocks are marked referenced and staged ones
+	 * moved back, so the clock takes them last.
+	 */
+	UPG_ADV_HOT = 1u << 3,
+};
+
+/*
+ * Advise upager about [addr, addr + len) of managed memory (page-aligned
+ * @addr; the range must lie in regions of one runtime). Returns 0, or
+ *   -EINVAL  bad alignment, no advice, unknown bits, COLD with WILLNEED
+ *            or HOT
+ *   -ENOMEM  part of the range is not managed memory (nothing is done)
+ * Advice other than DONTNEED is a no-op without a budget. COLD skips
+ * pinned blocks and blocks cut by munmap/mprotect.
+ */
+UPG_API int upg_advise(void *addr, size_t len, unsigned int advice);
+
+/*
+ * Pin [addr, addr + len): bring it in (filling never-touched pages) and
+ * never evict it until upg_unpin() (DMA and O_DIRECT buffers). Pins do not
+ * nest, as mlock(2): one unpin ends them. A MADV_DONTNEED of pinned memory
+ * ends the pin of what it drops. Pinned memory counts against the budget;
+ * pinning more than it leaves nothing to evict (see upg_oom_policy).
+ * Returns 0, -EINVAL, -ENOMEM as upg_advise().
+ */
+UPG_API int upg_pin(void *addr, size_t len);
+UPG_API int upg_unpin(void *addr, size_t len);
 
 /*
  * Bytes of the region still mapped: the created length less what the
@@ -210,7 +310,13 @@ UPG_API size_t upg_region_len(const struct upg_region *region);
 	X(swapins)		/* COMPRESSED blocks brought back */	\
 	X(swapin_pages)		/* ... in pages */			\
 	X(swapin_failed)	/* failed to decompress: poisoned */	\
-	X(fork_brought_back)	/* evicted blocks brought back for fork() */
+	X(fork_brought_back)	/* evicted blocks brought back for fork() */ \
+	X(prefetch_blocks)	/* blocks brought back by WILLNEED or pin */ \
+	X(advise_cold_blocks)	/* blocks evicted by UPG_ADV_COLD */	\
+	X(pin_skipped)		/* pinned blocks the clock passed over */ \
+	X(oom_events)		/* fills that found the budget could not be kept */ \
+	X(oom_callbacks)	/* ... and asked oom_callback */	\
+	X(overcommit_refused)	/* regions refused by the overcommit policy */
 
 #define UPG_LAT_BUCKETS	512
 
@@ -231,6 +337,7 @@ struct upg_stats {
 	size_t budget_bytes;	/* the resident limit */
 	size_t resident_bytes;	/* counted a block at a time */
 	size_t inactive_bytes;	/* of those, INACTIVE (staged, data intact) */
+	size_t pinned_bytes;	/* of those, pinned */
 	size_t zpool_bytes;	/* memory the zpool holds */
 	uint64_t zpool_orig_bytes;	/* bytes of the pages it stores */
 	uint64_t zpool_stored_bytes;	/* ... after compression */

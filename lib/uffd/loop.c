@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define UPG_LOG_PREFIX "uffd: "
@@ -171,26 +172,37 @@ static int start_reader(struct reader *r)
 	return ret;
 }
 
-/* Wait until @seq, if odd now, has moved on. */
-static void wait_past(uint64_t *seq)
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Wait until @seq, if odd now, has moved on, or until @deadline_ms. */
+static void wait_past(uint64_t *seq, uint64_t deadline_ms)
 {
 	uint64_t s = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
 
 	/* A batch takes microseconds; yielding lets it finish here too. */
-	while (s % 2 && __atomic_load_n(seq, __ATOMIC_ACQUIRE) == s)
+	while (s % 2 && __atomic_load_n(seq, __ATOMIC_ACQUIRE) == s &&
+	       (!deadline_ms || now_ms() < deadline_ms))
 		sched_yield();
 }
 
 void upg_uffd_loop_quiesce(struct upg_uffd_loop *l)
 {
+	uint64_t deadline = now_ms() + UPG_QUIESCE_MAX_MS;
+
 	for (unsigned int i = 0; l && i < l->nr_readers; i++)
-		wait_past(&l->readers[i].batch_seq);
+		wait_past(&l->readers[i].batch_seq, deadline);
 }
 
 void upg_uffd_loop_wait_events(struct upg_uffd_loop *l)
 {
 	for (unsigned int i = 0; l && i < l->nr_readers; i++)
-		wait_past(&l->readers[i].event_seq);
+		wait_past(&l->readers[i].event_seq, 0);
 }
 
 void upg_uffd_loop_stop(struct upg_uffd_loop *l)

@@ -110,18 +110,23 @@ int upg_uffd_loop_start(struct upg_uffd *u, unsigned int nr_threads, bool pin,
 			struct upg_uffd_loop **out);
 
 /*
- * Wait until every message read before this call has been handled. The
- * kernel lets munmap(), mremap() and madvise() return once their event is
- * read; a caller that must see the event's effect (region length, region
- * destroy, statistics) calls this first. Never from a reader thread.
+ * Wait until every message read before this call has been handled, or
+ * UPG_QUIESCE_MAX_MS at most: a fault may wait for room for as long as
+ * the budget cannot be kept, and statistics must not wait with it. For
+ * readers of counters; who must see an event's effect calls
+ * upg_uffd_loop_wait_events(). Never from a reader thread.
  */
+#define UPG_QUIESCE_MAX_MS	50
 void upg_uffd_loop_quiesce(struct upg_uffd_loop *loop);
 
 /*
  * Wait until every event read before this call has been handled (events
- * only; faults may still be in hand). A reader calls it before it treats
- * an address as unknown: the address may be the new range of an mremap
- * whose event another reader has read but not yet handled.
+ * only; faults may still be in hand). The kernel lets munmap(), mremap()
+ * and madvise() return once their event is read; a caller that must see
+ * the event's effect (region length, create, destroy) calls this first.
+ * A reader calls it before it treats an address as unknown: the address
+ * may be the new range of an mremap whose event another reader has read
+ * but not yet handled.
  */
 void upg_uffd_loop_wait_events(struct upg_uffd_loop *loop);
 

@@ -1,0 +1,224 @@
+/*
+ * upg_advise, upg_pin, upg_unpin: calls that name managed memory by
+ * address, as madvise(2) and mlock(2) do. They find the runtime that
+ * manages the range, then act a block at a time: a prefetch goes through
+ * the fault path (so it reserves room, reclaims and meets the OOM policy
+ * like a fault), COLD through the pager's eviction, DONTNEED through the
+ * kernel (its REMOVE event drops the state as for any MADV_DONTNEED).
+ */
+#include <errno.h>
+#include <sys/mman.h>
+
+#define UPG_LOG_PREFIX "advise: "
+#include "core.h"
+#include "log.h"
+#include "pagestate.h"
+#include "pager.h"
+
+#define PAGE		UPG_PAGE_SIZE
+#define ADV_ALL		(UPG_ADV_WILLNEED | UPG_ADV_COLD | UPG_ADV_DONTNEED | UPG_ADV_HOT)
+
+/* Is every page of [start, end) in an extent of @rt? (rt->lock held) */
+static bool covered(struct upg_runtime *rt, uintptr_t start, uintptr_t end)
+{
+	while (start < end) {
+		const struct upg_extent *e = upg_extent_find(rt, start);
+
+		if (!e)
+			return false;
+		start = e->end;
+	}
+	return true;
+}
+
+/*
+ * The runtime that manages all of [start, end), held until
+ * upg_runtime_find_done(); -ENOMEM if there is none.
+ */
+static int find_range(uintptr_t start, uintptr_t end, struct upg_runtime **out)
+{
+	struct upg_runtime *rt = upg_runtime_find(start);
+	bool ok;
+
+	if (!rt)
+		return -ENOMEM;
+	pthread_rwlock_rdlock(&rt->lock);
+	ok = covered(rt, start, end);
+	pthread_rwlock_unlock(&rt->lock);
+	if (!ok) {
+		upg_runtime_find_done();
+		return -ENOMEM;
+	}
+	*out = rt;
+	return 0;
+}
+
+/* The block at @a and where the next one (or the extent) starts. */
+struct block_at {
+	struct upg_region *r;
+	size_t b;
+	uint64_t word;
+	uintptr_t next;
+};
+
+/* Call with rt->lock held. */
+static bool find_block(struct upg_runtime *rt, uintptr_t a, struct block_at *out)
+{
+	const struct upg_extent *e = upg_extent_find(rt, a);
+	uintptr_t bend;
+
+	if (!e)
+		return false;
+	out->r = e->region;
+	out->b = (a - e->region->start) >> e->region->block_shift;
+	out->word = __atomic_load_n(&out->r->state[out->b], __ATOMIC_ACQUIRE);
+	bend = e->region->start + ((out->b + 1) << e->region->block_shift);
+	out->next = bend < e->end ? bend : e->end;
+	return true;
+}
+
+static bool block_at(struct upg_runtime *rt, uintptr_t a, struct block_at *out)
+{
+	bool ok;
+
+	pthread_rwlock_rdlock(&rt->lock);
+	ok = find_block(rt, a, out);
+	pthread_rwlock_unlock(&rt->lock);
+	return ok;
+}
+
+/* WILLNEED: bring back every evicted block; HOT: mark it referenced too. */
+static void prefetch(struct upg_runtime *rt, uintptr_t start, uintptr_t end, bool hot)
+{
+	struct upg_counters *c = upg_shared_counters(rt);
+	struct block_at at;
+
+	for (uintptr_t a = start; a < end && block_at(rt, a, &at); a = at.next) {
+		enum upg_ps s = upg_ps_state(at.word);
+
+		/* HOT leaves compressed blocks where they are: no decompression. */
+		if (s == UPG_PS_INACTIVE || (s == UPG_PS_COMPRESSED && !hot)) {
+			upg_fault_handle(rt, c, a, UPG_FH_PREFETCH);
+			upg_stat_inc(c, prefetch_blocks);
+		} else if (hot && s == UPG_PS_RESIDENT) {
+			/* A lost race is a block in use anyway. */
+			__atomic_compare_exchange_n(&at.r->state[at.b], &at.word,
+						    at.word | UPG_PS_REF, false,
+						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+		}
+	}
+}
+
+static void cold(struct upg_runtime *rt, uintptr_t start, uintptr_t end)
+{
+	struct upg_counters *c = upg_shared_counters(rt);
+
+	upg_pager_hold(rt->pager);
+	pthread_rwlock_rdlock(&rt->lock);
+	for (const struct upg_extent *e = upg_extent_next(rt, start); e && e->start < end;
+	     e = upg_extent_next(rt, e->end)) {
+		struct upg_region *r = e->region;
+		uintptr_t s = start > e->start ? start : e->start;
+		uintptr_t t = end < e->end ? end : e->end;
+		size_t b0 = (s - r->start) >> r->block_shift;
+		size_t b1 = (t - 1 - r->start) >> r->block_shift;
+
+		upg_pager_cold(rt->pager, c, r, b0, b1 - b0 + 1);
+	}
+	pthread_rwlock_unlock(&rt->lock);
+	upg_pager_unhold(rt->pager);
+}
+
+static int check_range(void *addr, size_t len)
+{
+	uintptr_t a = (uintptr_t)addr;
+
+	if ((a & (PAGE - 1)) || !len || a + len < a)
+		return -EINVAL;
+	return 0;
+}
+
+UPG_API int upg_advise(void *addr, size_t len, unsigned int advice)
+{
+	uintptr_t start = (uintptr_t)addr, end;
+	struct upg_runtime *rt;
+	int ret;
+
+	ret = check_range(addr, len);
+	if (ret || !advice || (advice & ~ADV_ALL) ||
+	    ((advice & UPG_ADV_COLD) && (advice & (UPG_ADV_WILLNEED | UPG_ADV_HOT))) ||
+	    ((advice & UPG_ADV_DONTNEED) && advice != UPG_ADV_DONTNEED))
+		return -EINVAL;
+	end = (start + len + PAGE - 1) & ~(PAGE - 1);
+	ret = find_range(start, end, &rt);
+	if (ret)
+		return ret;
+	if (advice & UPG_ADV_DONTNEED) {
+		/* The kernel's REMOVE event drops blocks, slots and pins. */
+		ret = madvise(addr, end - start, MADV_DONTNEED) ? -errno : 0;
+	} else if (rt->pager) {
+		if (advice & UPG_ADV_COLD)
+			cold(rt, start, end);
+		else
+			prefetch(rt, start, end, advice & UPG_ADV_HOT);
+	}
+	upg_runtime_find_done();
+	return ret;
+}
+
+/* Bring the block at @a in (filling it if never touched) and pin it. */
+static void pin_block(struct upg_runtime *rt, uintptr_t a)
+{
+	struct upg_counters *c = upg_shared_counters(rt);
+	struct block_at at;
+	int ret;
+
+	do {
+		upg_fault_handle(rt, c, a, UPG_FH_PREFETCH | UPG_FH_POPULATE | UPG_FH_WRITE);
+		if (!rt->pager)
+			return;
+		ret = 0;
+		pthread_rwlock_rdlock(&rt->lock);
+		if (find_block(rt, a, &at))
+			ret = upg_pager_pin(rt->pager, at.r, at.b, true);
+		pthread_rwlock_unlock(&rt->lock);
+	} while (ret == -EAGAIN);	/* evicted between the two: again */
+}
+
+static int pin_range(void *addr, size_t len, bool pin)
+{
+	uintptr_t start = (uintptr_t)addr, end;
+	struct upg_runtime *rt;
+	struct block_at at;
+	int ret;
+
+	ret = check_range(addr, len);
+	if (ret)
+		return ret;
+	end = (start + len + PAGE - 1) & ~(PAGE - 1);
+	ret = find_range(start, end, &rt);
+	if (ret)
+		return ret;
+	for (uintptr_t a = start; a < end && block_at(rt, a, &at); a = at.next) {
+		if (pin) {
+			pin_block(rt, a);
+			continue;
+		}
+		pthread_rwlock_rdlock(&rt->lock);
+		if (rt->pager && find_block(rt, a, &at))
+			upg_pager_pin(rt->pager, at.r, at.b, false);
+		pthread_rwlock_unlock(&rt->lock);
+	}
+	upg_runtime_find_done();
+	return 0;
+}
+
+UPG_API int upg_pin(void *addr, size_t len)
+{
+	return pin_range(addr, len, true);
+}
+
+UPG_API int upg_unpin(void *addr, size_t len)
+{
+	return pin_range(addr, len, false);
+}

@@ -1,0 +1,211 @@
+/*
+ * upg_advise, upg_pin, upg_unpin (issue 4): WILLNEED brings evicted
+ * memory back without faults, COLD evicts now, HOT moves staged blocks
+ * back without decompressing, DONTNEED drops contents and store, a pinned
+ * range stays resident under pressure and COLD, and bad ranges are refused
+ * with the exact error.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "helpers.h"
+
+#define KIB	1024ul
+#define MIB	(1024ul * 1024)
+
+static struct upg_runtime *budget_runtime(size_t budget)
+{
+	struct upg_options o;
+
+	t_options_default(&o);
+	o.block_size = 64 * KIB;
+	o.budget = budget;
+	return t_runtime_create_opts(&o);
+}
+
+static uint8_t *filled_region(struct upg_runtime *rt, size_t len, unsigned int seed)
+{
+	uint8_t *base = upg_region_addr(t_region_create(rt, len));
+
+	for (size_t pg = 0; pg < len / T_PAGE; pg++)
+		t_page_fill(base + pg * T_PAGE, pg, seed);
+	return base;
+}
+
+static void check_pages(const uint8_t *base, size_t from, size_t len, unsigned int seed)
+{
+	for (size_t pg = from / T_PAGE; pg < (from + len) / T_PAGE; pg++)
+		cr_assert(t_page_check(base + pg * T_PAGE, pg, seed), "page %zu is wrong", pg);
+}
+
+/* Pages of [p, p + len) mapped now (mincore: no fault taken). */
+static size_t pages_present(void *p, size_t len)
+{
+	unsigned char vec[len / T_PAGE];
+	size_t n = 0;
+
+	cr_assert_eq(mincore(p, len, vec), 0);
+	for (size_t i = 0; i < len / T_PAGE; i++)
+		n += vec[i] & 1;
+	return n;
+}
+
+Test(advise, willneed_brings_evicted_memory_back_without_faults, .timeout = 60)
+{
+	struct upg_runtime *rt = budget_runtime(1 * MIB);
+	uint8_t *base = filled_region(rt, 4 * MIB, 1);
+	struct upg_stats before, after;
+
+	/* Written first, so evicted while the rest was written. */
+	cr_assert_eq(pages_present(base, 512 * KIB), 0);
+	t_stats_settled(rt, &before);
+	cr_assert_eq(upg_advise(base, 512 * KIB, UPG_ADV_WILLNEED), 0);
+	cr_assert_eq(pages_present(base, 512 * KIB), 512 * KIB / T_PAGE);
+	check_pages(base, 0, 512 * KIB, 1);
+	t_stats_settled(rt, &after);
+	cr_assert_eq(after.faults, before.faults, "%llu faults after WILLNEED",
+		     (unsigned long long)(after.faults - before.faults));
+	cr_assert_geq(after.prefetch_blocks - before.prefetch_blocks, 8);
+	upg_runtime_destroy(rt);
+}
+
+Test(advise, cold_compresses_a_resident_range_at_once, .timeout = 60)
+{
+	struct upg_runtime *rt = budget_runtime(8 * MIB);
+	uint8_t *base = filled_region(rt, 1 * MIB, 2);
+	struct upg_stats st;
+
+	t_stats(rt, &st);
+	cr_assert_eq(st.resident_bytes, 1 * MIB);
+	cr_assert_eq(upg_advise(base, 1 * MIB, UPG_ADV_COLD), 0);
+	t_stats(rt, &st);
+	cr_assert_eq(st.advise_cold_blocks, 16);
+	cr_assert_eq(st.resident_bytes, 0);
+	cr_assert_eq(st.zpool_orig_bytes, 1 * MIB);
+	cr_assert_eq(pages_present(base, 1 * MIB), 0);
+	check_pages(base, 0, 1 * MIB, 2);
+	t_stats_settled(rt, &st);
+	cr_assert_eq(st.swapins, 16);
+	upg_runtime_destroy(rt);
+}
+
+Test(advise, hot_moves_staged_blocks_back_without_decompressing, .timeout = 60)
+{
+	struct upg_runtime *rt = budget_runtime(1 * MIB);
+	uint8_t *base = filled_region(rt, 4 * MIB, 3);
+	struct upg_stats before, after;
+
+	/*
+	 * The evictor may have compressed every staged block by the time it
+	 * stops: press a little more until some are staged.
+	 */
+	t_stats_settled(rt, &before);
+	for (unsigned int i = 0; i < 64 && !before.inactive_bytes; i++) {
+		t_page_fill(base, 0, 3);
+		t_page_fill(base + (i % 64) * 64 * KIB, (i % 64) * 16, 3);
+		t_stats_settled(rt, &before);
+	}
+	cr_assert_gt(before.inactive_bytes, 0, "nothing staged to test with");
+	cr_assert_eq(upg_advise(base, 4 * MIB, UPG_ADV_HOT), 0);
+	t_stats_settled(rt, &after);
+	cr_assert_eq(after.inactive_bytes, 0);
+	cr_assert_eq(after.swapins, before.swapins);
+	cr_assert_geq(after.reactivations - before.reactivations,
+		      before.inactive_bytes / (64 * KIB));
+	check_pages(base, 0, 4 * MIB, 3);
+	upg_runtime_destroy(rt);
+}
+
+Test(advise, dontneed_drops_contents_and_their_store, .timeout = 60)
+{
+	struct upg_runtime *rt = budget_runtime(1 * MIB);
+	uint8_t *base = filled_region(rt, 4 * MIB, 4);
+	struct upg_stats st;
+
+	cr_assert_eq(upg_advise(base, 4 * MIB, UPG_ADV_DONTNEED), 0);
+	t_stats_settled(rt, &st);
+	cr_assert_eq(st.zpool_orig_bytes, 0);
+	cr_assert_eq(st.resident_bytes, 0);
+	for (size_t pg = 0; pg < 4 * MIB / T_PAGE; pg += 7)
+		cr_assert(t_page_is_zero(base + pg * T_PAGE), "page %zu", pg);
+	upg_runtime_destroy(rt);
+}
+
+Test(advise, bad_advice_and_unmanaged_ranges_are_refused, .timeout = 30)
+{
+	struct upg_runtime *rt = budget_runtime(1 * MIB);
+	struct upg_region *r = t_region_create(rt, 1 * MIB);
+	uint8_t *base = upg_region_addr(r);
+	void *plain = mmap(NULL, 64 * KIB, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert_eq(upg_advise(base + 1, T_PAGE, UPG_ADV_COLD), -EINVAL);
+	cr_assert_eq(upg_advise(base, 0, UPG_ADV_COLD), -EINVAL);
+	cr_assert_eq(upg_advise(base, T_PAGE, 0), -EINVAL);
+	cr_assert_eq(upg_advise(base, T_PAGE, 1u << 9), -EINVAL);
+	cr_assert_eq(upg_advise(base, T_PAGE, UPG_ADV_COLD | UPG_ADV_HOT), -EINVAL);
+	cr_assert_eq(upg_advise(base, T_PAGE, UPG_ADV_DONTNEED | UPG_ADV_WILLNEED), -EINVAL);
+	cr_assert_eq(upg_advise(plain, T_PAGE, UPG_ADV_WILLNEED), -ENOMEM);
+	cr_assert_eq(upg_advise(base, 1 * MIB + T_PAGE, UPG_ADV_WILLNEED), -ENOMEM);
+	cr_assert_eq(upg_pin(plain, T_PAGE), -ENOMEM);
+	cr_assert_eq(upg_pin(base + 8, T_PAGE), -EINVAL);
+	cr_assert_eq(upg_advise(base, 1 * MIB, UPG_ADV_WILLNEED | UPG_ADV_HOT), 0);
+	upg_region_destroy(r);
+	/* Gone with its region. */
+	cr_assert_eq(upg_advise(base, T_PAGE, UPG_ADV_WILLNEED), -ENOMEM);
+	munmap(plain, 64 * KIB);
+	upg_runtime_destroy(rt);
+}
+
+Test(advise, pinned_range_stays_resident_under_pressure_and_cold, .timeout = 120)
+{
+	struct upg_runtime *rt = budget_runtime(1 * MIB);
+	uint8_t *base = filled_region(rt, 4 * MIB, 5);
+	struct upg_stats st;
+
+	cr_assert_eq(upg_pin(base, 256 * KIB), 0);
+	cr_assert_eq(pages_present(base, 256 * KIB), 256 * KIB / T_PAGE);
+	/* Stream the rest through the budget, twice, rewriting it. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t off = 256 * KIB; off < 4 * MIB; off += T_PAGE)
+			t_page_fill(base + off, off / T_PAGE, 6 + (unsigned int)pass);
+		cr_assert_eq(pages_present(base, 256 * KIB), 256 * KIB / T_PAGE,
+			     "a pinned page left in pass %d", pass);
+	}
+	cr_assert_eq(upg_advise(base, 256 * KIB, UPG_ADV_COLD), 0);
+	cr_assert_eq(pages_present(base, 256 * KIB), 256 * KIB / T_PAGE);
+	t_stats(rt, &st);
+	cr_assert_eq(st.pinned_bytes, 256 * KIB);
+	cr_assert_gt(st.pin_skipped, 0);
+
+	cr_assert_eq(upg_unpin(base, 256 * KIB), 0);
+	cr_assert_eq(upg_advise(base, 256 * KIB, UPG_ADV_COLD), 0);
+	cr_assert_eq(pages_present(base, 256 * KIB), 0);
+	t_stats(rt, &st);
+	cr_assert_eq(st.pinned_bytes, 0);
+	check_pages(base, 0, 256 * KIB, 5);
+	for (size_t off = 256 * KIB; off < 4 * MIB; off += T_PAGE)
+		cr_assert(t_page_check(base + off, off / T_PAGE, 7), "page %zu", off / T_PAGE);
+	upg_runtime_destroy(rt);
+}
+
+Test(advise, pin_fills_untouched_memory_and_dontneed_ends_it, .timeout = 60)
+{
+	struct upg_runtime *rt = budget_runtime(1 * MIB);
+	uint8_t *base = upg_region_addr(t_region_create(rt, 1 * MIB));
+	struct upg_stats st;
+
+	cr_assert_eq(upg_pin(base, 128 * KIB), 0);
+	cr_assert_eq(pages_present(base, 128 * KIB), 128 * KIB / T_PAGE);
+	cr_assert(t_page_is_zero(base + 64 * KIB));
+	t_stats(rt, &st);
+	cr_assert_eq(st.pinned_bytes, 128 * KIB);
+	cr_assert_eq(st.faults, 0, "pinning is not faulting");
+	cr_assert_eq(upg_advise(base, 128 * KIB, UPG_ADV_DONTNEED), 0);
+	t_stats_settled(rt, &st);
+	cr_assert_eq(st.pinned_bytes, 0);
+	upg_runtime_destroy(rt);
+}
