@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include <upager/upager.h>
+#include "readahead.h"
 #include "stats.h"
 #include "uffd/uffd.h"
 
@@ -28,6 +29,7 @@ struct upg_region {
 	bool lost_track;
 	/* Made by the runtime for memory an mremap moved out of a region. */
 	bool adopted;
+	struct upg_ra ra;	/* its fault streams (readahead.h) */
 	struct upg_region *prev, *next;	/* rt->regions; under rt->lock */
 };
 

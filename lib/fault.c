@@ -19,6 +19,7 @@
 #include "pager.h"
 #include "log.h"
 #include "pagestate.h"
+#include "readahead.h"
 #include "testing.h"
 
 #define PAGE	UPG_PAGE_SIZE
@@ -104,14 +105,46 @@ static bool fill_block(struct upg_runtime *rt, struct upg_counters *c,
 /* A fault needs room in the budget first: drop rt->lock, wait, retry. */
 enum fault_result { FAULT_DONE, FAULT_NEED_ROOM };
 
-/* Fill an ABSENT block (claimed: FILLING), clamped to @e. */
-static void fill_absent(const struct upg_extent *e, struct upg_counters *c,
-			size_t b, uint64_t old, uintptr_t addr, bool write)
+/*
+ * Claim up to @n ABSENT blocks of @e from @b on, for readahead: stop at
+ * the first that is not ABSENT, at the end of @e, or when the budget has
+ * no free room. Returns how many were claimed (FILLING, reserved).
+ */
+static unsigned int claim_absent_run(const struct upg_extent *e, size_t b, unsigned int n)
 {
 	struct upg_region *r = e->region;
-	uint64_t *word = &r->state[b];
+	struct upg_pager *pg = r->rt->pager;
+	unsigned int k;
+
+	for (k = 0; k < n && b + k < r->nr_blocks; k++) {
+		uint64_t *word = &r->state[b + k];
+		uint64_t old = upg_ps_make(UPG_PS_ABSENT, 0);
+		size_t blen = upg_block_len(r, b + k);
+
+		if (r->start + ((b + k) << r->block_shift) + blen > e->end)
+			break;
+		if (pg && !upg_pager_try_reserve(pg, blen))
+			break;
+		if (!__atomic_compare_exchange_n(word, &old, upg_ps_make(UPG_PS_FILLING, 0),
+						 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			if (pg)
+				upg_pager_release(pg, blen);
+			break;
+		}
+	}
+	return k;
+}
+
+/*
+ * Fill ABSENT block @b (claimed: FILLING, its word was @old) and the @n
+ * claimed blocks after it, in one ioctl, clamped to @e.
+ */
+static void fill_absent(const struct upg_extent *e, struct upg_counters *c,
+			size_t b, uint64_t old, unsigned int n, uintptr_t addr, bool write)
+{
+	struct upg_region *r = e->region;
 	uintptr_t start = r->start + (b << r->block_shift);
-	uintptr_t end = start + upg_block_len(r, b);
+	uintptr_t end = r->start + ((b + n) << r->block_shift) + upg_block_len(r, b + n);
 	bool filled;
 
 	start = start < e->start ? e->start : start;
@@ -119,10 +152,34 @@ static void fill_absent(const struct upg_extent *e, struct upg_counters *c,
 	if (upg_test_fill_delay_us)
 		usleep(upg_test_fill_delay_us);
 	filled = fill_block(r->rt, c, start, end, addr & ~(PAGE - 1), write);
-	if (!filled && r->rt->pager)
-		upg_pager_release(r->rt->pager, upg_block_len(r, b));
-	__atomic_store_n(word, upg_ps_with_state(old, filled ? UPG_PS_RESIDENT : UPG_PS_ABSENT),
-			 __ATOMIC_RELEASE);
+	/*
+	 * Filled at all: every block counts as RESIDENT (a page the fill
+	 * skipped faults later, page by page); else all go back.
+	 */
+	for (size_t k = b; k <= b + n; k++) {
+		uint64_t w = k == b ? old : upg_ps_make(UPG_PS_ABSENT, 0);
+
+		if (!filled && r->rt->pager)
+			upg_pager_release(r->rt->pager, upg_block_len(r, k));
+		__atomic_store_n(&r->state[k],
+				 upg_ps_with_state(w, filled ? UPG_PS_RESIDENT : UPG_PS_ABSENT),
+				 __ATOMIC_RELEASE);
+	}
+}
+
+/* A stream faulted in a staged or compressed block: bring the next ones too. */
+static void readahead_evicted(const struct upg_extent *e, struct upg_counters *c, size_t b)
+{
+	struct upg_region *r = e->region;
+	uint64_t olds[UPG_RA_MAX_BYTES / UPG_PAGE_SIZE];
+	unsigned int w = upg_ra_window(r, c, b), n;
+
+	if (!w)
+		return;
+	n = upg_pager_readahead_claim(r->rt->pager, e, b + 1, w, olds);
+	/* Before the work: a fault where the window ends continues the stream. */
+	upg_ra_done(r, c, b, n);
+	upg_pager_readahead_fill(r->rt->pager, c, r, b + 1, n, olds);
 }
 
 /*
@@ -141,6 +198,7 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 	uint64_t *word = &r->state[b];
 	uintptr_t page = addr & ~(PAGE - 1);
 	bool waited = false;
+	unsigned int ra;
 
 	for (;;) {
 		uint64_t old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
@@ -158,7 +216,12 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 					upg_pager_release(pg, upg_block_len(r, b));
 				continue;
 			}
-			fill_absent(e, c, b, old, addr, write);
+			ra = prefetch ? 0 : upg_ra_window(r, c, b);
+			if (ra)
+				ra = claim_absent_run(e, b + 1, ra);
+			fill_absent(e, c, b, old, ra, addr, write);
+			if (ra)
+				upg_ra_done(r, c, b, ra);
 			return FAULT_DONE;
 		case UPG_PS_FILLING:
 		case UPG_PS_EVICTING:
@@ -198,14 +261,19 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 			return FAULT_DONE;
 		case UPG_PS_INACTIVE:
 			/* Still counted resident: no reserve. */
-			if (upg_pager_fault(pg, c, e, b, old, page))
-				return FAULT_DONE;
-			continue;
+			if (!upg_pager_fault(pg, c, e, b, old, page, true))
+				continue;
+			if (!prefetch)
+				readahead_evicted(e, c, b);
+			return FAULT_DONE;
 		case UPG_PS_COMPRESSED:
 			if (!upg_pager_try_reserve(pg, upg_block_len(r, b)))
 				return FAULT_NEED_ROOM;
-			if (upg_pager_fault(pg, c, e, b, old, page))
+			if (upg_pager_fault(pg, c, e, b, old, page, true)) {
+				if (!prefetch)
+					readahead_evicted(e, c, b);
 				return FAULT_DONE;
+			}
 			upg_pager_release(pg, upg_block_len(r, b));
 			continue;
 		}

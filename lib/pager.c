@@ -47,7 +47,14 @@
 #define PAGE		UPG_PAGE_SIZE
 #define NR_BUFS		64	/* bounce buffers: one per thread at work */
 #define EVICT_BATCH	32	/* evictor steps per hold of rt->lock */
-#define EVICT_RUN	16	/* blocks compressed per step, slots released together */
+/*
+ * Blocks moved out or compressed per step, slots released together: 1 MiB
+ * a step (one TLB shoot-down for it), at least 16 blocks, at most
+ * EVICT_RUN_MAX (pg->evict_run).
+ */
+#define EVICT_RUN_BYTES	(1u << 20)
+#define EVICT_RUN_MIN	16
+#define EVICT_RUN_MAX	256
 
 _Atomic unsigned int upg_test_evict_delay_us;
 _Atomic uintptr_t upg_test_evicting_addr;
@@ -61,6 +68,7 @@ struct inactive_entry {
 struct upg_pager {
 	struct upg_runtime *rt;
 	size_t block_size;
+	size_t evict_run;			/* blocks, see EVICT_RUN_BYTES */
 	size_t budget, budget_total, high, low;	/* bytes */
 	struct upg_zpool *zpool;
 
@@ -304,7 +312,7 @@ static bool next_piece(struct upg_runtime *rt, struct upg_region *r, size_t b,
  */
 static void reactivate(struct upg_pager *pg, struct upg_counters *c,
 		       struct upg_region *r, size_t b, uint64_t slot,
-		       uint64_t *word)
+		       uint64_t *word, uint64_t ref)
 {
 	uintptr_t bs = block_start(r, b), start, end;
 	size_t blen = upg_block_len(r, b), moved = 0;
@@ -326,7 +334,7 @@ static void reactivate(struct upg_pager *pg, struct upg_counters *c,
 	slot_free(pg, slot);
 	__atomic_fetch_sub(&pg->inactive, blen, __ATOMIC_RELAXED);
 	upg_stat_inc(c, reactivations);
-	__atomic_store_n(word, upg_ps_make(UPG_PS_RESIDENT, 0) | UPG_PS_REF, __ATOMIC_RELEASE);
+	__atomic_store_n(word, upg_ps_make(UPG_PS_RESIDENT, 0) | ref, __ATOMIC_RELEASE);
 }
 
 /* Copy [start, end) of the block from @buf, page by page past mapped ones. */
@@ -353,7 +361,7 @@ static void fill_from(struct upg_runtime *rt, struct upg_counters *c,
 
 static void swap_in(struct upg_pager *pg, struct upg_counters *c,
 		    struct upg_region *r, size_t b, uint64_t handle,
-		    uint64_t *word, uintptr_t page)
+		    uint64_t *word, uintptr_t page, uint64_t ref)
 {
 	size_t blen = upg_block_len(r, b);
 	uintptr_t bs = block_start(r, b), start, end;
@@ -386,23 +394,73 @@ static void swap_in(struct upg_pager *pg, struct upg_counters *c,
 	/* Dirty tracking is not built yet: a page back in may be written. */
 	upg_zpool_free(pg->zpool, handle);
 	upg_stat_inc(c, swapins);
-	__atomic_store_n(word, upg_ps_make(UPG_PS_RESIDENT, 0) | UPG_PS_REF, __ATOMIC_RELEASE);
+	__atomic_store_n(word, upg_ps_make(UPG_PS_RESIDENT, 0) | ref, __ATOMIC_RELEASE);
 }
 
 bool upg_pager_fault(struct upg_pager *pg, struct upg_counters *c,
 		     const struct upg_extent *e, size_t block, uint64_t old,
-		     uintptr_t page)
+		     uintptr_t page, bool ref)
 {
 	uint64_t *word = &e->region->state[block];
+	uint64_t refbit = ref ? UPG_PS_REF : 0;
 
 	if (!__atomic_compare_exchange_n(word, &old, upg_ps_with_state(old, UPG_PS_FILLING),
 					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return false;
 	if (upg_ps_state(old) == UPG_PS_INACTIVE)
-		reactivate(pg, c, e->region, block, upg_ps_slot(old), word);
+		reactivate(pg, c, e->region, block, upg_ps_slot(old), word, refbit);
 	else
-		swap_in(pg, c, e->region, block, upg_ps_slot(old), word, page);
+		swap_in(pg, c, e->region, block, upg_ps_slot(old), word, page, refbit);
 	return true;
+}
+
+unsigned int upg_pager_readahead_claim(struct upg_pager *pg, const struct upg_extent *e,
+				       size_t b, unsigned int n, uint64_t *olds)
+{
+	struct upg_region *r = e->region;
+	unsigned int k;
+
+	for (k = 0; k < n && b + k < r->nr_blocks; k++) {
+		uint64_t *word = &r->state[b + k], old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+		size_t blen = upg_block_len(r, b + k);
+		bool compressed = upg_ps_state(old) == UPG_PS_COMPRESSED;
+
+		if (block_start(r, b + k) + blen > e->end)
+			break;	/* the stream leaves this mapped piece */
+		if (!compressed && upg_ps_state(old) != UPG_PS_INACTIVE)
+			break;	/* resident, absent or busy: not ours to bring back */
+		/* Only into free room: readahead never makes a fill wait. */
+		if (compressed && !upg_pager_try_reserve(pg, blen))
+			break;
+		if (!__atomic_compare_exchange_n(word, &old, upg_ps_with_state(old, UPG_PS_FILLING),
+						 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			if (compressed)
+				upg_pager_release(pg, blen);
+			break;
+		}
+		olds[k] = old;
+	}
+	return k;
+}
+
+void upg_pager_readahead_fill(struct upg_pager *pg, struct upg_counters *c,
+			      struct upg_region *r, size_t b, unsigned int n,
+			      const uint64_t *olds)
+{
+	/*
+	 * Referenced, as a faulted block: whether the stream uses them is
+	 * invisible (no accessed bit), and one that lost it at once would be
+	 * staged before the stream got there, and fault after all.
+	 */
+	for (unsigned int k = 0; k < n; k++) {
+		uint64_t *word = &r->state[b + k];
+
+		if (upg_ps_state(olds[k]) == UPG_PS_INACTIVE)
+			reactivate(pg, c, r, b + k, upg_ps_slot(olds[k]), word, UPG_PS_REF);
+		else
+			swap_in(pg, c, r, b + k, upg_ps_slot(olds[k]), word,
+				block_start(r, b + k), UPG_PS_REF);
+	}
 }
 
 void upg_pager_block_dropped(struct upg_runtime *rt, struct upg_region *r,
@@ -690,7 +748,7 @@ static void move_run(struct upg_pager *pg, struct upg_counters *c, struct upg_re
 
 /*
  * The clock hand: the next RESIDENT blocks without the referenced bit,
- * wholly inside one extent, up to EVICT_RUN neighbours at a time, move to
+ * wholly inside one extent, up to evict_run neighbours at a time, move to
  * neighbouring staging slots. DEACT_NONE: the hand went once round
  * without finding one (call with rt->lock shared).
  */
@@ -698,7 +756,7 @@ static enum deact deactivate_next(struct upg_pager *pg, struct upg_counters *c)
 {
 	struct upg_runtime *rt = pg->rt;
 	size_t scanned = 0, total = 0, hops = 0;
-	uint64_t olds[EVICT_RUN], slot;
+	uint64_t olds[EVICT_RUN_MAX], slot;
 
 	for (struct upg_region *r = rt->regions; r; r = r->next)
 		total += r->nr_blocks;
@@ -721,7 +779,7 @@ static enum deact deactivate_next(struct upg_pager *pg, struct upg_counters *c)
 		if (!olds[0])
 			continue;
 		/* Take the cold neighbours too, while their slots are free. */
-		while (n < EVICT_RUN && pg->hand_block < r->nr_blocks &&
+		while (n < pg->evict_run && pg->hand_block < r->nr_blocks &&
 		       slot_alloc_after(pg, slot + n - 1, &next)) {
 			olds[n] = claim_cold(pg, c, r, pg->hand_block++, false);
 			if (!olds[n]) {
@@ -854,14 +912,14 @@ static long compress_block(struct upg_pager *pg, struct upg_counters *c,
  */
 static int evict_batch(struct upg_pager *pg, struct upg_counters *c, size_t max)
 {
-	struct inactive_entry ents[EVICT_RUN];
-	uint64_t slots[EVICT_RUN];
-	size_t lens[EVICT_RUN], n, done = 0;
+	struct inactive_entry ents[EVICT_RUN_MAX];
+	uint64_t slots[EVICT_RUN_MAX];
+	size_t lens[EVICT_RUN_MAX], n, done = 0;
 	int ret = 0;
 
 	pthread_mutex_lock(&pg->lock);
 	n = pg->ring_len < max ? pg->ring_len : max;
-	n = n < EVICT_RUN ? n : EVICT_RUN;
+	n = n < pg->evict_run ? n : pg->evict_run;
 	for (size_t i = 0; i < n; i++) {
 		ents[i] = pg->ring[pg->ring_head];
 		pg->ring_head = (pg->ring_head + 1) % pg->ring_cap;
@@ -897,17 +955,17 @@ static int evict_batch(struct upg_pager *pg, struct upg_counters *c, size_t max)
 size_t upg_pager_cold(struct upg_pager *pg, struct upg_counters *c,
 		      struct upg_region *r, size_t b0, size_t n)
 {
-	uint64_t olds[EVICT_RUN], slots[EVICT_RUN], slot, next;
-	size_t lens[EVICT_RUN], evicted = 0;
+	uint64_t olds[EVICT_RUN_MAX], slots[EVICT_RUN_MAX], slot, next;
+	size_t lens[EVICT_RUN_MAX], evicted = 0;
 
 	for (size_t b = b0; b < b0 + n;) {
 		size_t k = 0, done = 0;
 
 		/* No staging slot free: make room the usual way first. */
-		if (!slot_alloc(pg, &slot) && (evict_batch(pg, c, EVICT_RUN) < 0 ||
+		if (!slot_alloc(pg, &slot) && (evict_batch(pg, c, pg->evict_run) < 0 ||
 					       !slot_alloc(pg, &slot)))
 			break;
-		while (k < EVICT_RUN && b + k < b0 + n &&
+		while (k < pg->evict_run && b + k < b0 + n &&
 		       (k == 0 || slot_alloc_after(pg, slot + k - 1, &next))) {
 			olds[k] = claim_cold(pg, c, r, b + k, true);
 			if (!olds[k]) {
@@ -1025,7 +1083,7 @@ static bool evict_step(struct upg_pager *pg, struct upg_counters *c, size_t low)
 	int ret;
 
 	if (inactive < inactive_target(pg) + pg->block_size &&
-	    pg->ring_len + EVICT_RUN <= pg->ring_cap) {
+	    pg->ring_len + pg->evict_run <= pg->ring_cap) {
 		switch (deactivate_next(pg, c)) {
 		case DEACT_OK:
 			return true;
@@ -1035,7 +1093,7 @@ static bool evict_step(struct upg_pager *pg, struct upg_counters *c, size_t low)
 		}
 	}
 	do
-		ret = evict_batch(pg, c, need < EVICT_RUN ? need : EVICT_RUN);
+		ret = evict_batch(pg, c, need < pg->evict_run ? need : pg->evict_run);
 	while (ret == 0);	/* stale entries */
 	return ret > 0;
 }
@@ -1227,7 +1285,7 @@ static void bring_back_all(struct upg_pager *pg)
 			if (upg_ps_state(old) == UPG_PS_COMPRESSED)
 				__atomic_fetch_add(&pg->resident, upg_block_len(r, b),
 						   __ATOMIC_RELAXED);
-			if (upg_pager_fault(pg, c, e, b, old, block_start(r, b))) {
+			if (upg_pager_fault(pg, c, e, b, old, block_start(r, b), true)) {
 				upg_stat_inc(c, fork_brought_back);
 				continue;
 			}
@@ -1307,6 +1365,11 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 	/* upg_options_validate() saw to low <= high <= budget. */
 	pg->high = upg_level_bytes(o->high_watermark, pg->budget, UPG_HIGH_WATERMARK_PCT);
 	pg->low = upg_level_bytes(o->low_watermark, pg->budget, UPG_LOW_WATERMARK_PCT);
+	/* No more in one step than the INACTIVE share holds. */
+	pg->evict_run = (inactive_target(pg) < EVICT_RUN_BYTES ? inactive_target(pg)
+							       : EVICT_RUN_BYTES) / pg->block_size;
+	pg->evict_run = pg->evict_run < EVICT_RUN_MIN ? EVICT_RUN_MIN :
+			pg->evict_run > EVICT_RUN_MAX ? EVICT_RUN_MAX : pg->evict_run;
 	pthread_mutex_init(&pg->lock, NULL);
 	pthread_rwlockattr_init(&rwa);
 	pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -1320,7 +1383,7 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 	if (ret)
 		goto err_zpool;
 	/* Slots for the INACTIVE share and then some; virtual until used. */
-	pg->nr_slots = (inactive_target(pg) + 2 * pg->block_size) / pg->block_size + 16;
+	pg->nr_slots = (inactive_target(pg) + 2 * pg->block_size) / pg->block_size + pg->evict_run;
 	pg->staging = mmap(NULL, pg->nr_slots * pg->block_size, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	pg->bufs = mmap(NULL, NR_BUFS * pg->block_size, PROT_READ | PROT_WRITE,

@@ -70,11 +70,25 @@ void upg_pager_oom_info(struct upg_pager *pg, struct upg_oom_info *info);
  * Fault on a block that is INACTIVE or COMPRESSED (@old, read just now),
  * of extent @e, at page @page. Returns false if the block changed under
  * us (the caller looks again); true when the fault was resolved. A
- * COMPRESSED block needs a reserve first (the caller's).
+ * COMPRESSED block needs a reserve first (the caller's). @ref: mark it
+ * referenced (a fault), or not.
  */
 bool upg_pager_fault(struct upg_pager *pg, struct upg_counters *c,
 		     const struct upg_extent *e, size_t block, uint64_t old,
-		     uintptr_t page);
+		     uintptr_t page, bool ref);
+/*
+ * Readahead, in two steps so the stream can be told how far it reaches
+ * before the work is done: claim up to @n INACTIVE or COMPRESSED blocks
+ * of @e from block @b on (FILLING, reserved; their words in @olds),
+ * stopping at the first that is neither, at the end of @e, or when the
+ * budget has no free room (readahead never waits); then bring them back.
+ * A fault on a claimed block waits for its fill. rt->lock shared.
+ */
+unsigned int upg_pager_readahead_claim(struct upg_pager *pg, const struct upg_extent *e,
+				       size_t b, unsigned int n, uint64_t *olds);
+void upg_pager_readahead_fill(struct upg_pager *pg, struct upg_counters *c,
+			      struct upg_region *r, size_t b, unsigned int n,
+			      const uint64_t *olds);
 
 /*
  * A block was dropped (REMOVE, UNMAP, destroy) out of state @old, which

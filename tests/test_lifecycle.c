@@ -244,7 +244,13 @@ Test(lifecycle, with_zeropage_reads_map_the_zero_page)
 
 	touch_and_check(rt);
 	t_stats(rt, &st);
-	cr_assert_eq(st.fill_zeropage, 16, "1 MiB of reads in 64 KiB blocks");
+	/*
+	 * 1 MiB of reads in a stream, then writes: readahead makes fewer,
+	 * longer read fills, and may run into the written half.
+	 */
+	cr_assert_gt(st.fill_zeropage, 0);
+	cr_assert_geq(st.fill_pages, 256);
+	cr_assert_eq(st.fill_zeropage + st.fill_copy, st.fills);
 	upg_runtime_destroy(rt);
 }
 

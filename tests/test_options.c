@@ -58,7 +58,7 @@ TestSuite(options, .init = env_save_and_clear, .fini = env_restore,
 static struct upg_options defaults(void)
 {
 	return (struct upg_options){
-		.block_size = 64 << 10,
+		.block_size = 4 << 10,
 		.fault_threads = 0,
 		.pin_threads = true,
 		.fault_mode = UPG_FAULT_POLL,
@@ -140,7 +140,7 @@ Test(options, init_without_environment_gives_defaults)
 	t_log_capture();
 	cr_assert_eq(upg_options_init(&o), 0);
 	assert_options_eq(&o, &want, "no UPAGER_* set");
-	cr_assert_eq(o.block_size, 65536);
+	cr_assert_eq(o.block_size, 4096);
 	cr_assert_eq(o.features, UPG_FEAT_ALL);
 	cr_assert_not(t_log_contains("UPAGER_"), "defaults logged a warning");
 }
@@ -415,7 +415,7 @@ Test(options, set_reaches_every_option)
 	cr_assert_eq(upg_options_set(&o, "DISABLE", "wp_async"), 0);
 	cr_assert_eq(upg_options_set(&o, "VERBOSE", "true"), 0);
 	assert_options_eq(&o, &(struct upg_options){
-		.block_size = 64 << 10, .fault_threads = 7, .pin_threads = false,
+		.block_size = 4 << 10, .fault_threads = 7, .pin_threads = false,
 		.fault_mode = UPG_FAULT_SIGBUS,
 		.features = UPG_FEAT_ALL & ~UPG_FEAT_WP_ASYNC, .verbose = true },
 		"after set");
@@ -427,7 +427,7 @@ Test(options, set_does_not_read_the_environment)
 
 	setenv("UPAGER_BLOCK_SIZE", "3000", 1);
 	cr_assert_eq(upg_options_set(&o, "VERBOSE", "1"), 0);
-	cr_assert_eq(o.block_size, 64 << 10);
+	cr_assert_eq(o.block_size, 4 << 10);
 	cr_assert(o.verbose);
 }
 
@@ -662,6 +662,7 @@ Test(options, impossible_budgets_are_refused_by_name)
 	struct upg_options o = defaults();
 
 	t_log_capture();
+	o.block_size = 64 << 10;
 	o.budget = 4096;		/* below one 64 KiB block */
 	cr_assert_eq(upg_options_validate(&o), -EINVAL);
 	cr_assert(t_log_contains("below one fill block"));

@@ -611,3 +611,39 @@ Test(pager, undecodable_page_gives_sigbus_never_wrong_data, .timeout = 60)
 	upg_region_destroy(r);
 	upg_runtime_destroy(rt);
 }
+
+/*
+ * Readahead: a sequential read of compressed memory brings the stream's
+ * next blocks in with each fault, so it takes far fewer faults than
+ * blocks; a scattered read starts no stream.
+ */
+Test(pager, sequential_stream_reads_ahead_and_a_scattered_one_does_not, .timeout = 60)
+{
+	struct upg_runtime *rt = pager_runtime(T_PAGE, 4ul << 20);
+	struct upg_region *r = t_region_create(rt, 16ul << 20);
+	uint8_t *base = upg_region_addr(r);
+	size_t nr = (2ul << 20) / T_PAGE;
+	struct upg_stats a, b;
+
+	for (size_t pg = 0; pg < (16ul << 20) / T_PAGE; pg++)
+		gen_page(base + pg * T_PAGE, pg, 1, K_TEXT);
+	/* The first 2 MiB went to the zpool long ago: read them in order. */
+	t_stats_settled(rt, &a);
+	for (size_t pg = 0; pg < nr; pg++)
+		cr_assert(page_ok(base + pg * T_PAGE, pg, 1, K_TEXT), "page %zu", pg);
+	t_stats_settled(rt, &b);
+	cr_assert_geq(b.readahead_blocks - a.readahead_blocks, nr / 2);
+	cr_assert_leq(b.faults - a.faults, nr / 8, "%llu faults for %zu pages",
+		      (unsigned long long)(b.faults - a.faults), nr);
+	cr_assert_gt(b.readahead_hits, a.readahead_hits);
+	/* Every 61st page of the next 2 MiB, backwards: no stream there. */
+	a = b;
+	for (size_t i = 0; i < nr / 61; i++) {
+		size_t pg = 2 * nr - 1 - i * 61;
+
+		cr_assert(page_ok(base + pg * T_PAGE, pg, 1, K_TEXT), "page %zu", pg);
+	}
+	t_stats_settled(rt, &b);
+	cr_assert_eq(b.readahead_blocks, a.readahead_blocks);
+	upg_runtime_destroy(rt);
+}

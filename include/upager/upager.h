@@ -312,6 +312,9 @@ UPG_API size_t upg_region_len(const struct upg_region *region);
 	X(swapin_failed)	/* failed to decompress: poisoned */	\
 	X(fork_brought_back)	/* evicted blocks brought back for fork() */ \
 	X(prefetch_blocks)	/* blocks brought back by WILLNEED or pin */ \
+	X(readahead_blocks)	/* blocks a stream's fault brought in ahead */ \
+	X(readahead_hits)	/* ... that the stream went on past */	\
+	X(readahead_misses)	/* ... whose stream stopped before it */ \
 	X(advise_cold_blocks)	/* blocks evicted by UPG_ADV_COLD */	\
 	X(pin_skipped)		/* pinned blocks the clock passed over */ \
 	X(oom_events)		/* fills that found the budget could not be kept */ \

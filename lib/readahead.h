@@ -1,0 +1,42 @@
+/*
+ * Readahead: a fault that continues a sequential stream brings the next
+ * blocks in with it, so the stream's next accesses do not fault. Streams
+ * are found per region from the faults alone (a mapped page's accesses
+ * are invisible): a fault where a stream's window ended continues it and
+ * doubles the window; anything else starts a new stream with none.
+ */
+#ifndef UPG_READAHEAD_H
+#define UPG_READAHEAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct upg_region;
+struct upg_counters;
+
+/* Streams tracked per region: one per thread walking its own part. */
+#define UPG_RA_STREAMS		4
+/* The largest window: a first guess, 256 KiB (bench/run-standard, seq). */
+#define UPG_RA_MAX_BYTES	(256u << 10)
+
+struct upg_ra_stream {
+	size_t next;		/* the block where the window ends */
+	unsigned int window;	/* blocks brought in with the last fault */
+};
+
+struct upg_ra {
+	struct upg_ra_stream s[UPG_RA_STREAMS];
+	unsigned int victim;	/* the slot a new stream takes */
+};
+
+/*
+ * A fault at block @b of @r: how many blocks after it to bring in. The
+ * caller brings in what it can and reports that with upg_ra_done().
+ * Racy by design (relaxed, unlocked): a wrong guess costs a fault or a
+ * block brought in for nothing, never data.
+ */
+unsigned int upg_ra_window(struct upg_region *r, struct upg_counters *c, size_t b);
+/* @n blocks after @b were brought in (n may be below the window asked). */
+void upg_ra_done(struct upg_region *r, struct upg_counters *c, size_t b, unsigned int n);
+
+#endif
