@@ -55,20 +55,24 @@ static size_t pages_present(void *p, size_t len)
 
 Test(advise, willneed_brings_evicted_memory_back_without_faults, .timeout = 60)
 {
-	struct upg_runtime *rt = budget_runtime(1 * MIB);
-	uint8_t *base = filled_region(rt, 4 * MIB, 1);
+	/*
+	 * A small share of the budget: the clock takes a prefetched block
+	 * only after two passes over the other 15 MiB.
+	 */
+	struct upg_runtime *rt = budget_runtime(4 * MIB);
+	uint8_t *base = filled_region(rt, 16 * MIB, 1);
 	struct upg_stats before, after;
 
 	/* Written first, so evicted while the rest was written. */
-	cr_assert_eq(pages_present(base, 512 * KIB), 0);
+	cr_assert_eq(pages_present(base, 256 * KIB), 0);
 	t_stats_settled(rt, &before);
-	cr_assert_eq(upg_advise(base, 512 * KIB, UPG_ADV_WILLNEED), 0);
-	cr_assert_eq(pages_present(base, 512 * KIB), 512 * KIB / T_PAGE);
-	check_pages(base, 0, 512 * KIB, 1);
+	cr_assert_eq(upg_advise(base, 256 * KIB, UPG_ADV_WILLNEED), 0);
+	cr_assert_eq(pages_present(base, 256 * KIB), 256 * KIB / T_PAGE);
+	check_pages(base, 0, 256 * KIB, 1);
 	t_stats_settled(rt, &after);
 	cr_assert_eq(after.faults, before.faults, "%llu faults after WILLNEED",
 		     (unsigned long long)(after.faults - before.faults));
-	cr_assert_geq(after.prefetch_blocks - before.prefetch_blocks, 8);
+	cr_assert_geq(after.prefetch_blocks - before.prefetch_blocks, 4);
 	upg_runtime_destroy(rt);
 }
 
