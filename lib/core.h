@@ -103,6 +103,12 @@ void upg_blocks_set(struct upg_region *r, uintptr_t start, uintptr_t end,
 
 /* fault.c */
 extern const struct upg_uffd_ops upg_fault_ops;
+/*
+ * The thread whose fault this thread is resolving now (0: none known, or
+ * not a fault): the one to signal when its page cannot be given back and
+ * UFFDIO_POISON is missing.
+ */
+extern _Thread_local uint32_t upg_fault_tid;
 /* What upg_fault_handle() is asked to do. */
 enum {
 	UPG_FH_WRITE = 1,	/* a write: real pages, never the zero page */

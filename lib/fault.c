@@ -330,11 +330,15 @@ bool upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
 	}
 }
 
+_Thread_local uint32_t upg_fault_tid;
+
 static void on_fault(void *ctx, struct upg_counters *c, uintptr_t addr,
-		     bool write)
+		     bool write, uint32_t tid)
 {
+	upg_fault_tid = tid;
 	/* The kernel sent it: the address is registered with our uffd. */
 	upg_fault_handle(ctx, c, addr, (write ? UPG_FH_WRITE : 0) | UPG_FH_FILL_UNKNOWN);
+	upg_fault_tid = 0;
 }
 
 /* Wait out a busy block, then replace its word; returns the old word. */

@@ -27,6 +27,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -359,9 +360,29 @@ static void fill_from(struct upg_runtime *rt, struct upg_counters *c,
 	}
 }
 
+/*
+ * The page at @page cannot be given back: it must fail the access that
+ * wants it, never be filled. UFFDIO_POISON makes that access (and every
+ * later one) raise SIGBUS. Without it (before 6.6) the thread that
+ * faulted, when known (@tid), gets SIGBUS sent (si_code SI_TKILL, no
+ * address) and is woken into it; a page read ahead names no thread and
+ * stays as it is, failing whoever touches it next.
+ */
+static void fail_page(struct upg_pager *pg, struct upg_counters *c, uintptr_t page,
+		      uint32_t tid)
+{
+	if (!upg_uffd_poison(&pg->rt->uffd, page, PAGE))
+		return;
+	if (tid) {
+		syscall(SYS_tgkill, getpid(), (pid_t)tid, SIGBUS);
+		upg_stat_inc(c, swapin_sigbus_sent);
+	}
+	upg_uffd_wake(&pg->rt->uffd, page, PAGE);
+}
+
 static void swap_in(struct upg_pager *pg, struct upg_counters *c,
 		    struct upg_region *r, size_t b, uint64_t handle,
-		    uint64_t *word, uintptr_t page, uint64_t ref)
+		    uint64_t *word, uintptr_t page, uint64_t ref, uint32_t tid)
 {
 	size_t blen = upg_block_len(r, b);
 	uintptr_t bs = block_start(r, b), start, end;
@@ -375,12 +396,10 @@ static void swap_in(struct upg_pager *pg, struct upg_counters *c,
 		 * (its data is gone, not zero); the faulting access gets
 		 * SIGBUS where the kernel can poison the page.
 		 */
-		upg_err("block at %p failed to decompress (%d): poisoning it",
+		upg_err("block at %p failed to decompress (%d): its accesses get SIGBUS",
 			(void *)bs, ret);
 		upg_stat_inc(c, swapin_failed);
-		/* Without POISON the access faults again, and again fails. */
-		if (upg_uffd_poison(&pg->rt->uffd, page, PAGE))
-			upg_uffd_wake(&pg->rt->uffd, page, PAGE);
+		fail_page(pg, c, page, tid);
 		buf_put(pg, buf);
 		upg_pager_release(pg, blen);	/* the caller's reserve */
 		__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle), __ATOMIC_RELEASE);
@@ -410,7 +429,8 @@ bool upg_pager_fault(struct upg_pager *pg, struct upg_counters *c,
 	if (upg_ps_state(old) == UPG_PS_INACTIVE)
 		reactivate(pg, c, e->region, block, upg_ps_slot(old), word, refbit);
 	else
-		swap_in(pg, c, e->region, block, upg_ps_slot(old), word, page, refbit);
+		swap_in(pg, c, e->region, block, upg_ps_slot(old), word, page, refbit,
+			upg_fault_tid);
 	return true;
 }
 
@@ -459,7 +479,7 @@ void upg_pager_readahead_fill(struct upg_pager *pg, struct upg_counters *c,
 			reactivate(pg, c, r, b + k, upg_ps_slot(olds[k]), word, UPG_PS_REF);
 		else
 			swap_in(pg, c, r, b + k, upg_ps_slot(olds[k]), word,
-				block_start(r, b + k), UPG_PS_REF);
+				block_start(r, b + k), UPG_PS_REF, 0);
 	}
 }
 

@@ -63,11 +63,14 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 	c = upg_shared_counters(rt);
 	t0 = upg_now_ns();
 	/* One lookup: not ours means someone else's SIGBUS. */
+	upg_fault_tid = (uint32_t)gettid();
 	if (!upg_fault_handle(rt, c, addr, is_write_fault(uc) ? UPG_FH_WRITE : 0)) {
+		upg_fault_tid = 0;
 		errno = saved_errno;
 		chain(sig, si, uc);
 		return;
 	}
+	upg_fault_tid = 0;
 	upg_lat_record(c, upg_now_ns() - t0);
 	errno = saved_errno;
 }

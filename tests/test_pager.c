@@ -581,18 +581,29 @@ static void on_sigbus(int sig)
  * the access gets SIGBUS (UFFDIO_POISON), the other pages still read
  * right.
  */
-Test(pager, undecodable_page_gives_sigbus_never_wrong_data, .timeout = 60)
+/* @features: what the runtime may use (POISON, or the signal fallback). */
+static void undecodable_page_faults_with_sigbus(unsigned int features)
 {
 	size_t budget = 1ul << 20, len = 4ul << 20;
-	struct upg_runtime *rt = pager_runtime(4ul << 10, budget);
-	struct upg_region *r = t_region_create(rt, len);
-	uint8_t *base = upg_region_addr(r);
+	struct upg_options o;
+	struct upg_runtime *rt;
+	struct upg_region *r;
+	uint8_t *base;
 	struct sigaction sa = { .sa_handler = on_sigbus }, old;
 	volatile uint8_t sink;
 	struct upg_stats st;
 
-	if (!(upg_runtime_features(rt) & UPG_FEAT_POISON))
+	t_options_default(&o);
+	o.block_size = 4ul << 10;
+	o.budget = budget;
+	o.features = features;
+	rt = t_runtime_create_opts(&o);
+	r = t_region_create(rt, len);
+	base = upg_region_addr(r);
+	if ((features & UPG_FEAT_POISON) && !(upg_runtime_features(rt) & UPG_FEAT_POISON))
 		cr_skip_test("no UFFDIO_POISON here");
+	if (!(upg_runtime_features(rt) & (UPG_FEAT_POISON | UPG_FEAT_THREAD_ID)))
+		cr_skip_test("neither UFFDIO_POISON nor the faulting thread's id here");
 	for (size_t pg = 0; pg < len / T_PAGE; pg++)
 		gen_page(base + pg * T_PAGE, pg, 2, K_TEXT);
 	push_out(rt, budget);
@@ -608,8 +619,20 @@ Test(pager, undecodable_page_gives_sigbus_never_wrong_data, .timeout = 60)
 		cr_assert(page_ok(base + pg * T_PAGE, pg, 2, K_TEXT), "page %zu", pg);
 	t_stats_settled(rt, &st);
 	cr_assert_eq(st.swapin_failed, 1);
+	cr_assert_eq(st.swapin_sigbus_sent, (upg_runtime_features(rt) & UPG_FEAT_POISON) ? 0 : 1);
 	upg_region_destroy(r);
 	upg_runtime_destroy(rt);
+}
+
+Test(pager, undecodable_page_gives_sigbus_never_wrong_data, .timeout = 60)
+{
+	undecodable_page_faults_with_sigbus(UPG_FEAT_ALL);
+}
+
+/* Before 6.6 there is no UFFDIO_POISON: the faulting thread is signalled. */
+Test(pager, undecodable_page_gives_sigbus_without_poison_too, .timeout = 60)
+{
+	undecodable_page_faults_with_sigbus(UPG_FEAT_ALL & ~UPG_FEAT_POISON);
 }
 
 /*

@@ -310,6 +310,7 @@ UPG_API size_t upg_region_len(const struct upg_region *region);
 	X(swapins)		/* COMPRESSED blocks brought back */	\
 	X(swapin_pages)		/* ... in pages */			\
 	X(swapin_failed)	/* failed to decompress: poisoned */	\
+	X(swapin_sigbus_sent)	/* ... and, without POISON, SIGBUS sent */ \
 	X(fork_brought_back)	/* evicted blocks brought back for fork() */ \
 	X(prefetch_blocks)	/* blocks brought back by WILLNEED or pin */ \
 	X(readahead_blocks)	/* blocks a stream's fault brought in ahead */ \

@@ -67,7 +67,8 @@ static void dispatch(struct upg_uffd_loop *l, struct upg_counters *c,
 	switch (m->event) {
 	case UFFD_EVENT_PAGEFAULT:
 		l->ops->fault(l->ctx, c, (uintptr_t)m->arg.pagefault.address,
-			      m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE);
+			      m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE,
+			      (l->u->features & UPG_FEAT_THREAD_ID) ? m->arg.pagefault.feat.ptid : 0);
 		upg_lat_record(c, upg_now_ns() - read_ns);
 		break;
 	case UFFD_EVENT_REMOVE:

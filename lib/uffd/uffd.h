@@ -84,8 +84,9 @@ int upg_uffd_wake(struct upg_uffd *u, uintptr_t start, size_t len);
 
 /* What a reader thread hands to the core, one call per message. */
 struct upg_uffd_ops {
+	/* @tid: the faulting thread (0 without UPG_FEAT_THREAD_ID). */
 	void (*fault)(void *ctx, struct upg_counters *c, uintptr_t addr,
-		      bool write);
+		      bool write, uint32_t tid);
 	void (*remove)(void *ctx, struct upg_counters *c, uintptr_t start,
 		       uintptr_t end);
 	void (*unmap)(void *ctx, struct upg_counters *c, uintptr_t start,
