@@ -106,22 +106,25 @@ static bool fill_block(struct upg_runtime *rt, struct upg_counters *c,
 enum fault_result { FAULT_DONE, FAULT_NEED_ROOM };
 
 /*
- * Claim up to @n ABSENT blocks of @e from @b on, for readahead: stop at
- * the first that is not ABSENT, at the end of @e, or when the budget has
- * no free room. Returns how many were claimed (FILLING, reserved).
+ * Claim up to @n ABSENT blocks of @e, @b and every @stride blocks after
+ * it, for readahead: stop at the first that is not ABSENT, at the end of
+ * @e, or when the budget has no free room. Returns how many were claimed
+ * (FILLING, reserved).
  */
-static unsigned int claim_absent_run(const struct upg_extent *e, size_t b, unsigned int n)
+static unsigned int claim_absent_run(const struct upg_extent *e, size_t b, unsigned int n,
+				     size_t stride)
 {
 	struct upg_region *r = e->region;
 	struct upg_pager *pg = r->rt->pager;
 	unsigned int k;
 
-	for (k = 0; k < n && b + k < r->nr_blocks; k++) {
-		uint64_t *word = &r->state[b + k];
+	for (k = 0; k < n && b + k * stride < r->nr_blocks; k++) {
+		size_t bk = b + k * stride;
+		uint64_t *word = &r->state[bk];
 		uint64_t old = upg_ps_make(UPG_PS_ABSENT, 0);
-		size_t blen = upg_block_len(r, b + k);
+		size_t blen = upg_block_len(r, bk);
 
-		if (r->start + ((b + k) << r->block_shift) + blen > e->end)
+		if (r->start + (bk << r->block_shift) + blen > e->end)
 			break;
 		if (pg && !upg_pager_try_reserve(pg, blen))
 			break;
@@ -167,19 +170,41 @@ static void fill_absent(const struct upg_extent *e, struct upg_counters *c,
 	}
 }
 
+/*
+ * A stream's fault on ABSENT block @b (claimed, its word @old): fill it
+ * and the stream's next blocks; a sequential window in the same ioctl.
+ */
+static void fill_absent_ahead(const struct upg_extent *e, struct upg_counters *c,
+			      size_t b, uint64_t old, uintptr_t addr, bool write)
+{
+	struct upg_region *r = e->region;
+	size_t stride = 1;
+	unsigned int w = upg_ra_window(r, c, b, &stride), n = 0;
+
+	if (w)
+		n = claim_absent_run(e, b + stride, w, stride);
+	fill_absent(e, c, b, old, stride == 1 ? n : 0, addr, write);
+	for (unsigned int k = 1; stride > 1 && k <= n; k++)
+		fill_absent(e, c, b + k * stride, upg_ps_make(UPG_PS_ABSENT, 0), 0,
+			    r->start + ((b + k * stride) << r->block_shift), write);
+	if (w)
+		upg_ra_done(r, c, b, n, stride);
+}
+
 /* A stream faulted in a staged or compressed block: bring the next ones too. */
 static void readahead_evicted(const struct upg_extent *e, struct upg_counters *c, size_t b)
 {
 	struct upg_region *r = e->region;
 	uint64_t olds[UPG_RA_MAX_BYTES / UPG_PAGE_SIZE];
-	unsigned int w = upg_ra_window(r, c, b), n;
+	size_t stride = 1;
+	unsigned int w = upg_ra_window(r, c, b, &stride), n;
 
 	if (!w)
 		return;
-	n = upg_pager_readahead_claim(r->rt->pager, e, b + 1, w, olds);
+	n = upg_pager_readahead_claim(r->rt->pager, e, b + stride, w, stride, olds);
 	/* Before the work: a fault where the window ends continues the stream. */
-	upg_ra_done(r, c, b, n);
-	upg_pager_readahead_fill(r->rt->pager, c, r, b + 1, n, olds);
+	upg_ra_done(r, c, b, n, stride);
+	upg_pager_readahead_fill(r->rt->pager, c, r, b + stride, n, stride, olds);
 }
 
 /*
@@ -198,7 +223,6 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 	uint64_t *word = &r->state[b];
 	uintptr_t page = addr & ~(PAGE - 1);
 	bool waited = false;
-	unsigned int ra;
 
 	for (;;) {
 		uint64_t old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
@@ -216,12 +240,10 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 					upg_pager_release(pg, upg_block_len(r, b));
 				continue;
 			}
-			ra = prefetch ? 0 : upg_ra_window(r, c, b);
-			if (ra)
-				ra = claim_absent_run(e, b + 1, ra);
-			fill_absent(e, c, b, old, ra, addr, write);
-			if (ra)
-				upg_ra_done(r, c, b, ra);
+			if (prefetch)
+				fill_absent(e, c, b, old, 0, addr, write);
+			else
+				fill_absent_ahead(e, c, b, old, addr, write);
 			return FAULT_DONE;
 		case UPG_PS_FILLING:
 		case UPG_PS_EVICTING:

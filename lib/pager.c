@@ -435,17 +435,18 @@ bool upg_pager_fault(struct upg_pager *pg, struct upg_counters *c,
 }
 
 unsigned int upg_pager_readahead_claim(struct upg_pager *pg, const struct upg_extent *e,
-				       size_t b, unsigned int n, uint64_t *olds)
+				       size_t b, unsigned int n, size_t stride, uint64_t *olds)
 {
 	struct upg_region *r = e->region;
 	unsigned int k;
 
-	for (k = 0; k < n && b + k < r->nr_blocks; k++) {
-		uint64_t *word = &r->state[b + k], old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
-		size_t blen = upg_block_len(r, b + k);
+	for (k = 0; k < n && b + k * stride < r->nr_blocks; k++) {
+		size_t bk = b + k * stride;
+		uint64_t *word = &r->state[bk], old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+		size_t blen = upg_block_len(r, bk);
 		bool compressed = upg_ps_state(old) == UPG_PS_COMPRESSED;
 
-		if (block_start(r, b + k) + blen > e->end)
+		if (block_start(r, bk) + blen > e->end)
 			break;	/* the stream leaves this mapped piece */
 		if (!compressed && upg_ps_state(old) != UPG_PS_INACTIVE)
 			break;	/* resident, absent or busy: not ours to bring back */
@@ -464,7 +465,7 @@ unsigned int upg_pager_readahead_claim(struct upg_pager *pg, const struct upg_ex
 }
 
 void upg_pager_readahead_fill(struct upg_pager *pg, struct upg_counters *c,
-			      struct upg_region *r, size_t b, unsigned int n,
+			      struct upg_region *r, size_t b, unsigned int n, size_t stride,
 			      const uint64_t *olds)
 {
 	/*
@@ -473,13 +474,14 @@ void upg_pager_readahead_fill(struct upg_pager *pg, struct upg_counters *c,
 	 * staged before the stream got there, and fault after all.
 	 */
 	for (unsigned int k = 0; k < n; k++) {
-		uint64_t *word = &r->state[b + k];
+		size_t bk = b + k * stride;
+		uint64_t *word = &r->state[bk];
 
 		if (upg_ps_state(olds[k]) == UPG_PS_INACTIVE)
-			reactivate(pg, c, r, b + k, upg_ps_slot(olds[k]), word, UPG_PS_REF);
+			reactivate(pg, c, r, bk, upg_ps_slot(olds[k]), word, UPG_PS_REF);
 		else
-			swap_in(pg, c, r, b + k, upg_ps_slot(olds[k]), word,
-				block_start(r, b + k), UPG_PS_REF, 0);
+			swap_in(pg, c, r, bk, upg_ps_slot(olds[k]), word,
+				block_start(r, bk), UPG_PS_REF, 0);
 	}
 }
 

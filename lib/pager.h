@@ -79,15 +79,16 @@ bool upg_pager_fault(struct upg_pager *pg, struct upg_counters *c,
 /*
  * Readahead, in two steps so the stream can be told how far it reaches
  * before the work is done: claim up to @n INACTIVE or COMPRESSED blocks
- * of @e from block @b on (FILLING, reserved; their words in @olds),
+ * of @e, @b and every @stride blocks after it (FILLING, reserved; their
+ * words in @olds),
  * stopping at the first that is neither, at the end of @e, or when the
  * budget has no free room (readahead never waits); then bring them back.
  * A fault on a claimed block waits for its fill. rt->lock shared.
  */
 unsigned int upg_pager_readahead_claim(struct upg_pager *pg, const struct upg_extent *e,
-				       size_t b, unsigned int n, uint64_t *olds);
+				       size_t b, unsigned int n, size_t stride, uint64_t *olds);
 void upg_pager_readahead_fill(struct upg_pager *pg, struct upg_counters *c,
-			      struct upg_region *r, size_t b, unsigned int n,
+			      struct upg_region *r, size_t b, unsigned int n, size_t stride,
 			      const uint64_t *olds);
 
 /*

@@ -2,10 +2,12 @@
  * Readahead streams (readahead.h). A stream is a slot holding the block
  * where its last window ended. A fault at exactly that block continues
  * the stream: what the window brought in was used, so the window doubles
- * (up to UPG_RA_MAX_BYTES). A fault anywhere else takes the next slot
- * round-robin as a new stream with no window yet; its next fault, at the
- * following block, starts one. A stream that stops leaves its last window
- * unconfirmed: counted as misses when its slot is taken.
+ * (up to UPG_RA_MAX_BYTES). Any other fault first looks for a stream
+ * that has not started yet and faulted a few blocks before it: the two
+ * make a strided stream (its next fault due one stride on). Else it takes
+ * the next slot round-robin as a new stream, guessed sequential, with no
+ * window yet. A stream that stops leaves its last window unconfirmed:
+ * counted as misses when its slot is taken.
  */
 #include "core.h"
 #include "readahead.h"
@@ -20,7 +22,31 @@ static unsigned int ldu(const unsigned int *v)
 	return __atomic_load_n(v, __ATOMIC_RELAXED);
 }
 
-unsigned int upg_ra_window(struct upg_region *r, struct upg_counters *c, size_t b)
+static void st(size_t *v, size_t x)
+{
+	__atomic_store_n(v, x, __ATOMIC_RELAXED);
+}
+
+/* A stream not started yet whose last fault was a stride before @b. */
+static bool pair_strided(struct upg_region *r, size_t b)
+{
+	for (unsigned int i = 0; i < UPG_RA_STREAMS; i++) {
+		struct upg_ra_stream *s = &r->ra.s[i];
+		size_t last = ld(&s->last);
+
+		if (ldu(&s->window) || ld(&s->stride) != 1 || !ld(&s->next) ||
+		    last >= b || b - last < 2 || b - last > UPG_RA_MAX_STRIDE)
+			continue;
+		st(&s->stride, b - last);
+		st(&s->last, b);
+		st(&s->next, b + (b - last));
+		return true;
+	}
+	return false;
+}
+
+unsigned int upg_ra_window(struct upg_region *r, struct upg_counters *c, size_t b,
+			   size_t *stride)
 {
 	unsigned int max = UPG_RA_MAX_BYTES >> r->block_shift;
 	struct upg_ra_stream *s;
@@ -34,19 +60,25 @@ unsigned int upg_ra_window(struct upg_region *r, struct upg_counters *c, size_t 
 			continue;
 		w = ldu(&s->window);
 		upg_stat_add(c, UPG_STAT_readahead_hits, w);
+		*stride = ld(&s->stride) ? ld(&s->stride) : 1;
 		w = w ? 2 * w : 1;
 		return w < max ? w : max;
 	}
-	/* A new stream: its next fault, at b + 1, continues it. */
+	if (pair_strided(r, b))
+		return 0;
+	/* A new stream: if its next fault is at b + 1, it continues it. */
 	i = __atomic_fetch_add(&r->ra.victim, 1, __ATOMIC_RELAXED) % UPG_RA_STREAMS;
 	s = &r->ra.s[i];
 	upg_stat_add(c, UPG_STAT_readahead_misses, ldu(&s->window));
 	__atomic_store_n(&s->window, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->next, b + 1, __ATOMIC_RELAXED);
+	st(&s->stride, 1);
+	st(&s->last, b);
+	st(&s->next, b + 1);
 	return 0;
 }
 
-void upg_ra_done(struct upg_region *r, struct upg_counters *c, size_t b, unsigned int n)
+void upg_ra_done(struct upg_region *r, struct upg_counters *c, size_t b, unsigned int n,
+		 size_t stride)
 {
 	/* The stream that matched b, if any, moves its end past the window. */
 	for (unsigned int i = 0; i < UPG_RA_STREAMS; i++) {
@@ -55,7 +87,8 @@ void upg_ra_done(struct upg_region *r, struct upg_counters *c, size_t b, unsigne
 		if (ld(&s->next) != b)
 			continue;
 		__atomic_store_n(&s->window, n, __ATOMIC_RELAXED);
-		__atomic_store_n(&s->next, b + 1 + n, __ATOMIC_RELAXED);
+		st(&s->last, b + n * stride);
+		st(&s->next, b + (n + 1) * stride);
 		break;
 	}
 	upg_stat_add(c, UPG_STAT_readahead_blocks, n);

@@ -1,9 +1,10 @@
 /*
- * Readahead: a fault that continues a sequential stream brings the next
- * blocks in with it, so the stream's next accesses do not fault. Streams
- * are found per region from the faults alone (a mapped page's accesses
- * are invisible): a fault where a stream's window ended continues it and
- * doubles the window; anything else starts a new stream with none.
+ * Readahead: a fault that continues a sequential or strided stream brings
+ * the stream's next blocks in with it, so its next accesses do not fault.
+ * Streams are found per region from the faults alone (a mapped page's
+ * accesses are invisible): a fault where a stream's window ended
+ * continues it and doubles the window; anything else starts a new stream
+ * with none.
  */
 #ifndef UPG_READAHEAD_H
 #define UPG_READAHEAD_H
@@ -19,8 +20,13 @@ struct upg_counters;
 /* The largest window: a first guess, 256 KiB (bench/run-standard, seq). */
 #define UPG_RA_MAX_BYTES	(256u << 10)
 
+/* The widest stride looked for, in blocks. */
+#define UPG_RA_MAX_STRIDE	64
+
 struct upg_ra_stream {
 	size_t next;		/* the block where the window ends */
+	size_t last;		/* the last block the stream faulted on or read ahead */
+	size_t stride;		/* blocks between its accesses: 1 sequential */
 	unsigned int window;	/* blocks brought in with the last fault */
 };
 
@@ -30,13 +36,16 @@ struct upg_ra {
 };
 
 /*
- * A fault at block @b of @r: how many blocks after it to bring in. The
- * caller brings in what it can and reports that with upg_ra_done().
- * Racy by design (relaxed, unlocked): a wrong guess costs a fault or a
- * block brought in for nothing, never data.
+ * A fault at block @b of @r: how many blocks after it to bring in, every
+ * *@stride blocks (b + stride, b + 2 stride, ...). The caller brings in
+ * what it can and reports that with upg_ra_done(). Racy by design
+ * (relaxed, unlocked): a wrong guess costs a fault or a block brought in
+ * for nothing, never data.
  */
-unsigned int upg_ra_window(struct upg_region *r, struct upg_counters *c, size_t b);
+unsigned int upg_ra_window(struct upg_region *r, struct upg_counters *c, size_t b,
+			   size_t *stride);
 /* @n blocks after @b were brought in (n may be below the window asked). */
-void upg_ra_done(struct upg_region *r, struct upg_counters *c, size_t b, unsigned int n);
+void upg_ra_done(struct upg_region *r, struct upg_counters *c, size_t b, unsigned int n,
+		 size_t stride);
 
 #endif

@@ -670,3 +670,26 @@ Test(pager, sequential_stream_reads_ahead_and_a_scattered_one_does_not, .timeout
 	cr_assert_eq(b.readahead_blocks, a.readahead_blocks);
 	upg_runtime_destroy(rt);
 }
+
+/* A strided stream (every 4th page) reads ahead too, one stride apart. */
+Test(pager, strided_stream_reads_ahead, .timeout = 60)
+{
+	struct upg_runtime *rt = pager_runtime(T_PAGE, 4ul << 20);
+	struct upg_region *r = t_region_create(rt, 16ul << 20);
+	uint8_t *base = upg_region_addr(r);
+	size_t nr = (4ul << 20) / T_PAGE, touched = 0;
+	struct upg_stats a, b;
+
+	for (size_t pg = 0; pg < (16ul << 20) / T_PAGE; pg++)
+		gen_page(base + pg * T_PAGE, pg, 3, K_TEXT);
+	t_stats_settled(rt, &a);
+	for (size_t pg = 0; pg < nr; pg += 4, touched++)
+		cr_assert(page_ok(base + pg * T_PAGE, pg, 3, K_TEXT), "page %zu", pg);
+	t_stats_settled(rt, &b);
+	cr_assert_geq(b.readahead_blocks - a.readahead_blocks, touched / 2);
+	cr_assert_leq(b.faults - a.faults, touched / 4, "%llu faults for %zu pages",
+		      (unsigned long long)(b.faults - a.faults), touched);
+	/* Read ahead one stride apart: the pages between were not brought back. */
+	cr_assert_leq(b.swapin_pages - a.swapin_pages, touched + touched / 4);
+	upg_runtime_destroy(rt);
+}
