@@ -307,57 +307,85 @@ static bool next_piece(struct upg_runtime *rt, struct upg_region *r, size_t b,
 }
 
 /*
+ * Move [start, end) of a block back from @src in its slot. Past a page
+ * the kernel will not move (-EEXIST: one is mapped there, kept; -ENOENT:
+ * that part is gone) it goes on page by page. Returns false on -EAGAIN:
+ * an event of this userfaultfd is not read yet, and until it is the
+ * kernel refuses every MOVE and COPY into it; the caller keeps the block
+ * as it is and lets the thread fault again (retrying here would wait for
+ * a reader, perhaps this one).
+ */
+static bool move_back(struct upg_runtime *rt, struct upg_counters *c, uintptr_t start,
+		      uintptr_t end, uintptr_t src)
+{
+	size_t done = 0;
+	int ret = upg_uffd_move(&rt->uffd, start, src, end - start, &done);
+
+	for (uintptr_t p = start + done; ret && ret != -EAGAIN && p < end; p += PAGE) {
+		ret = upg_uffd_move(&rt->uffd, p, src + (p - start), PAGE, &done);
+		if (ret && ret != -EAGAIN)
+			upg_stat_inc(c, fill_raced);
+	}
+	if (ret == -EAGAIN) {
+		upg_stat_inc(c, fill_retried);
+		upg_uffd_wake(&rt->uffd, start, end - start);
+		return false;
+	}
+	return true;
+}
+
+/*
  * Fault on an INACTIVE block: move its pages back from the slot, each
- * mapped piece of it. What cannot move (the mm changing under us) is
- * dropped: the range is going away.
+ * mapped piece of it. Pages of parts unmapped since are dropped with the
+ * slot. Refused for now (-EAGAIN): the block stays INACTIVE in its slot,
+ * whatever moved back already mapped (a later move skips those: their
+ * source is a hole now).
  */
 static void reactivate(struct upg_pager *pg, struct upg_counters *c,
 		       struct upg_region *r, size_t b, uint64_t slot,
 		       uint64_t *word, uint64_t ref)
 {
 	uintptr_t bs = block_start(r, b), start, end;
-	size_t blen = upg_block_len(r, b), moved = 0;
+	size_t blen = upg_block_len(r, b);
 
 	for (uintptr_t a = bs; next_piece(pg->rt, r, b, a, &start, &end); a = end) {
-		size_t done = 0;
-		int ret = upg_uffd_move(&pg->rt->uffd, start,
-					(uintptr_t)slot_addr(pg, slot) + (start - bs),
-					end - start, &done);
-
-		if (ret) {
-			upg_stat_inc(c, fill_failed);
-			upg_uffd_wake(&pg->rt->uffd, start, end - start);
+		if (!move_back(pg->rt, c, start, end,
+			       (uintptr_t)slot_addr(pg, slot) + (start - bs))) {
+			__atomic_store_n(word, upg_ps_make(UPG_PS_INACTIVE, slot), __ATOMIC_RELEASE);
+			return;
 		}
-		moved += done;
 	}
-	if (moved != blen)
-		slot_discard(pg, slot, 0, blen);
+	/* What is left in the slot belonged to parts no longer mapped. */
+	slot_discard(pg, slot, 0, blen);
 	slot_free(pg, slot);
 	__atomic_fetch_sub(&pg->inactive, blen, __ATOMIC_RELAXED);
 	upg_stat_inc(c, reactivations);
 	__atomic_store_n(word, upg_ps_make(UPG_PS_RESIDENT, 0) | ref, __ATOMIC_RELEASE);
 }
 
-/* Copy [start, end) of the block from @buf, page by page past mapped ones. */
-static void fill_from(struct upg_runtime *rt, struct upg_counters *c,
+/*
+ * Copy [start, end) of the block from @buf, page by page past mapped ones
+ * (kept) and parts gone. Returns false on -EAGAIN, as move_back().
+ */
+static bool fill_from(struct upg_runtime *rt, struct upg_counters *c,
 		      uintptr_t start, uintptr_t end, const uint8_t *buf)
 {
-	size_t done;
-	int ret;
+	size_t done = 0;
+	int ret = upg_uffd_fill_copy(&rt->uffd, start, end - start, buf, &done);
 
-	ret = upg_uffd_fill_copy(&rt->uffd, start, end - start, buf, &done);
-	if (ret == 0 || ret == -EAGAIN || ret == -ENOENT) {
-		if (ret)
-			upg_uffd_wake(&rt->uffd, start, end - start);
-		return;
-	}
-	for (uintptr_t p = start + done; p < end; p += PAGE) {
+	for (uintptr_t p = start + done; ret && ret != -EAGAIN && p < end; p += PAGE) {
 		ret = upg_uffd_fill_copy(&rt->uffd, p, PAGE, buf + (p - start), &done);
-		if (ret) {
+		if (ret && ret != -EAGAIN) {
 			upg_stat_inc(c, fill_raced);
 			upg_uffd_wake(&rt->uffd, p, PAGE);
 		}
 	}
+	if (ret == -EAGAIN) {
+		upg_stat_inc(c, fill_retried);
+		upg_uffd_wake(&rt->uffd, start, end - start);
+		return false;
+	}
+	return true;
 }
 
 /*
@@ -406,7 +434,18 @@ static void swap_in(struct upg_pager *pg, struct upg_counters *c,
 		return;
 	}
 	for (uintptr_t a = bs; next_piece(pg->rt, r, b, a, &start, &end); a = end) {
-		fill_from(pg->rt, c, start, end, buf + (start - bs));
+		if (!fill_from(pg->rt, c, start, end, buf + (start - bs))) {
+			/*
+			 * Refused for now: the block stays COMPRESSED, its handle
+			 * kept. Pages filled already stay mapped (right; the next
+			 * swap-in skips them), uncounted until then.
+			 */
+			buf_put(pg, buf);
+			upg_pager_release(pg, blen);	/* the caller's reserve */
+			__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle),
+					 __ATOMIC_RELEASE);
+			return;
+		}
 		upg_stat_add(c, UPG_STAT_swapin_pages, (end - start) / PAGE);
 	}
 	buf_put(pg, buf);
@@ -757,12 +796,22 @@ static void move_run(struct upg_pager *pg, struct upg_counters *c, struct upg_re
 			upg_stat_inc(c, deactivations);
 			continue;
 		}
+		upg_stat_inc(c, deactivate_failed);
 		if (bs < start + done &&
 		    upg_uffd_move(&rt->uffd, bs, (uintptr_t)slot_addr(pg, s0 + k),
-				  start + done - bs, &back))
-			upg_err("block %p: %zu of %zu bytes could not be moved back",
-				(void *)bs, start + done - bs - back, start + done - bs);
-		upg_stat_inc(c, deactivate_failed);
+				  start + done - bs, &back)) {
+			/*
+			 * Part of it is in the slot and cannot go back now (an
+			 * event not read yet): it is INACTIVE, as if it had all
+			 * moved; its pages still mapped are kept by the move
+			 * back (their source is a hole).
+			 */
+			__atomic_fetch_add(&pg->inactive, blen, __ATOMIC_RELAXED);
+			__atomic_store_n(word, upg_ps_make(UPG_PS_INACTIVE, s0 + k), __ATOMIC_RELEASE);
+			if (queue)
+				ring_push(pg, r, b0 + k, s0 + k);
+			continue;
+		}
 		slot_free(pg, s0 + k);
 		__atomic_store_n(word, olds[k], __ATOMIC_RELEASE);
 	}
@@ -1294,6 +1343,56 @@ static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct upg_pager *live_pagers;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
+/*
+ * Block @b of @e back in memory for fork. A fill in hand (readahead) is
+ * waited out: its owner never waits on us. A swap-in the kernel refuses
+ * for now (an event not read yet) is tried again for up to a second; a
+ * reader may be stuck behind evict_lock, which fork holds, so not for
+ * ever: the child then reads zeros there (logged). An undecodable block
+ * stays as it is (its accesses get SIGBUS in the parent).
+ */
+static void bring_back(struct upg_pager *pg, struct upg_counters *c,
+		       const struct upg_extent *e, size_t b)
+{
+	struct upg_region *r = e->region;
+	uint64_t t0 = upg_now_ns();
+
+	for (;;) {
+		uint64_t old = __atomic_load_n(&r->state[b], __ATOMIC_ACQUIRE);
+		bool compressed = upg_ps_state(old) == UPG_PS_COMPRESSED;
+		uint64_t failed = __atomic_load_n(&c->count[UPG_STAT_swapin_failed],
+						  __ATOMIC_RELAXED);
+
+		if (upg_ps_is_busy(old)) {
+			sched_yield();
+			continue;
+		}
+		if (!compressed && upg_ps_state(old) != UPG_PS_INACTIVE)
+			return;
+		if (upg_now_ns() - t0 > 1000000000ull) {
+			upg_err("fork: block %p could not be brought back: the child reads "
+				"zeros there", (void *)block_start(r, b));
+			return;
+		}
+		/* Over budget on purpose: the child must get it all. */
+		if (compressed)
+			__atomic_fetch_add(&pg->resident, upg_block_len(r, b), __ATOMIC_RELAXED);
+		if (!upg_pager_fault(pg, c, e, b, old, block_start(r, b), true)) {
+			if (compressed)
+				upg_pager_release(pg, upg_block_len(r, b));
+			continue;	/* it changed under us: look again */
+		}
+		if (upg_ps_state(__atomic_load_n(&r->state[b], __ATOMIC_ACQUIRE)) == UPG_PS_RESIDENT) {
+			upg_stat_inc(c, fork_brought_back);
+			return;
+		}
+		/* Undecodable (logged by swap_in), or refused for now: again. */
+		if (__atomic_load_n(&c->count[UPG_STAT_swapin_failed], __ATOMIC_RELAXED) != failed)
+			return;
+		sched_yield();
+	}
+}
+
 static void bring_back_all(struct upg_pager *pg)
 {
 	struct upg_runtime *rt = pg->rt;
@@ -1306,24 +1405,8 @@ static void bring_back_all(struct upg_pager *pg)
 		size_t first = (e->start - r->start) >> r->block_shift;
 		size_t last = (e->end - 1 - r->start) >> r->block_shift;
 
-		for (size_t b = first; b <= last; b++) {
-			uint64_t old = __atomic_load_n(&r->state[b], __ATOMIC_ACQUIRE);
-
-			if (upg_ps_state(old) != UPG_PS_INACTIVE &&
-			    upg_ps_state(old) != UPG_PS_COMPRESSED)
-				continue;
-			/* Over budget on purpose: the child must get it all. */
-			if (upg_ps_state(old) == UPG_PS_COMPRESSED)
-				__atomic_fetch_add(&pg->resident, upg_block_len(r, b),
-						   __ATOMIC_RELAXED);
-			if (upg_pager_fault(pg, c, e, b, old, block_start(r, b), true)) {
-				upg_stat_inc(c, fork_brought_back);
-				continue;
-			}
-			if (upg_ps_state(old) == UPG_PS_COMPRESSED)
-				upg_pager_release(pg, upg_block_len(r, b));
-			b--;	/* it changed under us: look again */
-		}
+		for (size_t b = first; b <= last; b++)
+			bring_back(pg, c, e, b);
 	}
 	pthread_rwlock_unlock(&rt->lock);
 }
