@@ -7,6 +7,7 @@
  * kernel (its REMOVE event drops the state as for any MADV_DONTNEED).
  */
 #include <errno.h>
+#include <sched.h>
 #include <sys/mman.h>
 
 #define UPG_LOG_PREFIX "advise: "
@@ -166,28 +167,56 @@ UPG_API int upg_advise(void *addr, size_t len, unsigned int advice)
 	return ret;
 }
 
-/* Bring the block at @a in (filling it if never touched) and pin it. */
-static void pin_block(struct upg_runtime *rt, uintptr_t a)
+/* Fill the pages of [start, end) that are not there (dropped since). */
+static void fill_holes(struct upg_runtime *rt, uintptr_t start, uintptr_t end)
+{
+	unsigned char vec[UPG_FILL_MAX / PAGE];
+
+	if (mincore((void *)start, end - start, vec))
+		return;
+	for (uintptr_t p = start; p < end; p += PAGE)
+		if (!(vec[(p - start) / PAGE] & 1))
+			upg_fault_handle(rt, upg_shared_counters(rt), p,
+					 UPG_FH_PREFETCH | UPG_FH_POPULATE | UPG_FH_WRITE);
+}
+
+/*
+ * Bring the block at @a in (filling it if never touched), pin it, then
+ * fill what of [a, next) was dropped from it. -EIO if it will not stay in
+ * for a second (a block that does not decode).
+ */
+static int pin_block(struct upg_runtime *rt, uintptr_t a, uintptr_t next)
 {
 	struct upg_counters *c = upg_shared_counters(rt);
+	uint64_t t0 = upg_now_ns();
 	struct block_at at;
 	int ret;
 
-	do {
+	for (;;) {
 		upg_fault_handle(rt, c, a, UPG_FH_PREFETCH | UPG_FH_POPULATE | UPG_FH_WRITE);
 		if (!rt->pager)
-			return;
+			break;
 		ret = 0;
 		pthread_rwlock_rdlock(&rt->lock);
 		if (find_block(rt, a, &at))
 			ret = upg_pager_pin(rt->pager, at.r, at.b, true);
 		pthread_rwlock_unlock(&rt->lock);
-	} while (ret == -EAGAIN);	/* evicted between the two: again */
+		if (ret != -EAGAIN)
+			break;
+		/* Evicted again, or refused for now: again, not for ever. */
+		if (upg_now_ns() - t0 > 1000000000ull) {
+			upg_err("pin: the block at %p does not stay in memory", (void *)a);
+			return -EIO;
+		}
+		sched_yield();
+	}
+	fill_holes(rt, a, next);
+	return 0;
 }
 
 static int pin_range(void *addr, size_t len, bool pin)
 {
-	uintptr_t start = (uintptr_t)addr, end;
+	uintptr_t start = (uintptr_t)addr, end, bs;
 	struct upg_runtime *rt;
 	struct block_at at;
 	int ret;
@@ -199,9 +228,15 @@ static int pin_range(void *addr, size_t len, bool pin)
 	ret = find_range(start, end, &rt);
 	if (ret)
 		return ret;
-	for (uintptr_t a = start; a < end && block_at(rt, a, &at); a = at.next) {
+	bs = rt->opts.block_size;
+	if (pin && rt->pager &&
+	    !upg_pager_pin_fits(rt->pager, ((end + bs - 1) / bs) - start / bs)) {
+		upg_runtime_find_done();
+		return -ENOMEM;
+	}
+	for (uintptr_t a = start; a < end && !ret && block_at(rt, a, &at); a = at.next) {
 		if (pin) {
-			pin_block(rt, a);
+			ret = pin_block(rt, a, at.next);
 			continue;
 		}
 		pthread_rwlock_rdlock(&rt->lock);
@@ -210,7 +245,7 @@ static int pin_range(void *addr, size_t len, bool pin)
 		pthread_rwlock_unlock(&rt->lock);
 	}
 	upg_runtime_find_done();
-	return 0;
+	return ret;
 }
 
 UPG_API int upg_pin(void *addr, size_t len)

@@ -118,7 +118,11 @@ enum {
 	 * a resident or ABSENT one alone; not counted as a fault.
 	 */
 	UPG_FH_PREFETCH = 4,
-	UPG_FH_POPULATE = 8,	/* with PREFETCH: fill an ABSENT block too */
+	/*
+	 * With PREFETCH: fill an ABSENT block too, or the page at the
+	 * address if it was dropped from a resident one.
+	 */
+	UPG_FH_POPULATE = 8,
 };
 
 /*

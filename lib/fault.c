@@ -254,7 +254,7 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 			sched_yield();
 			continue;
 		case UPG_PS_RESIDENT:
-			if (prefetch)
+			if (prefetch && !(flags & UPG_FH_POPULATE))
 				return FAULT_DONE;
 			/*
 			 * A page of it was dropped. Hold the block while the page

@@ -1108,6 +1108,12 @@ int upg_pager_pin(struct upg_pager *pg, struct upg_region *r, size_t b, bool pin
 	}
 }
 
+bool upg_pager_pin_fits(struct upg_pager *pg, size_t nr_blocks)
+{
+	return nr_blocks <= pg->budget / pg->block_size &&
+	       load(&pg->pinned) + nr_blocks * pg->block_size <= pg->budget;
+}
+
 void upg_pager_oom_info(struct upg_pager *pg, struct upg_oom_info *info)
 {
 	struct upg_zpool_stats zs;

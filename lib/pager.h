@@ -63,6 +63,11 @@ size_t upg_pager_cold(struct upg_pager *pg, struct upg_counters *c,
  * -EAGAIN otherwise (bring it in and try again).
  */
 int upg_pager_pin(struct upg_pager *pg, struct upg_region *r, size_t b, bool pin);
+/*
+ * May @nr_blocks more blocks be pinned? Not past the budget, as mlock(2)
+ * stops at its limit (pins up to it leave the OOM policy to decide).
+ */
+bool upg_pager_pin_fits(struct upg_pager *pg, size_t nr_blocks);
 /* The figures an OOM decision is made on, and why room cannot be made. */
 void upg_pager_oom_info(struct upg_pager *pg, struct upg_oom_info *info);
 

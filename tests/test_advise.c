@@ -213,3 +213,24 @@ Test(advise, pin_fills_untouched_memory_and_dontneed_ends_it, .timeout = 60)
 	cr_assert_eq(st.pinned_bytes, 0);
 	upg_runtime_destroy(rt);
 }
+
+Test(advise, pins_past_the_budget_are_refused_and_holes_are_filled, .timeout = 60)
+{
+	struct upg_runtime *rt = budget_runtime(1 * MIB);
+	uint8_t *base = upg_region_addr(t_region_create(rt, 4 * MIB));
+	struct upg_stats st;
+
+	/* As mlock(2) past its limit: -ENOMEM, nothing pinned. */
+	cr_assert_eq(upg_pin(base, 1 * MIB + T_PAGE), -ENOMEM);
+	t_stats(rt, &st);
+	cr_assert_eq(st.pinned_bytes, 0);
+	cr_assert_eq(upg_pin(base, 512 * KIB), 0);
+	cr_assert_eq(upg_pin(base + 1 * MIB, 576 * KIB), -ENOMEM, "with what is pinned already");
+	/* A page dropped from a pinned block comes back with the next pin. */
+	cr_assert_eq(madvise(base + 68 * KIB, T_PAGE, MADV_DONTNEED), 0);
+	cr_assert_eq(pages_present(base + 64 * KIB, 64 * KIB), 64 * KIB / T_PAGE - 1);
+	cr_assert_eq(upg_pin(base, 512 * KIB), 0);
+	cr_assert_eq(pages_present(base, 512 * KIB), 512 * KIB / T_PAGE);
+	cr_assert(t_page_is_zero(base + 68 * KIB));
+	upg_runtime_destroy(rt);
+}

@@ -629,6 +629,23 @@ Test(pager, undecodable_page_gives_sigbus_never_wrong_data, .timeout = 60)
 	undecodable_page_faults_with_sigbus(UPG_FEAT_ALL);
 }
 
+/* Review: upg_pin looped for ever on a block that does not decode. */
+Test(pager, pin_of_an_undecodable_block_fails_with_eio, .timeout = 60)
+{
+	size_t budget = 1ul << 20, len = 4ul << 20;
+	struct upg_runtime *rt = pager_runtime(4ul << 10, budget);
+	struct upg_region *r = t_region_create(rt, len);
+	uint8_t *base = upg_region_addr(r);
+
+	for (size_t pg = 0; pg < len / T_PAGE; pg++)
+		gen_page(base + pg * T_PAGE, pg, 2, K_TEXT);
+	push_out(rt, budget);
+	cr_assert_eq(upg_test_corrupt_block(r, 5), 0, "block 5 is not compressed");
+	cr_assert_eq(upg_pin(base + 4 * T_PAGE, 2 * T_PAGE), -EIO);
+	cr_assert_eq(upg_unpin(base + 4 * T_PAGE, 2 * T_PAGE), 0);
+	upg_runtime_destroy(rt);
+}
+
 /* Before 6.6 there is no UFFDIO_POISON: the faulting thread is signalled. */
 Test(pager, undecodable_page_gives_sigbus_without_poison_too, .timeout = 60)
 {

@@ -65,8 +65,12 @@ enum upg_fault_mode {
 /* What to do when the budget cannot be kept (see struct upg_oom_info). */
 enum upg_oom_policy {
 	/*
-	 * Wait for room (an unpin, a free, a region destroyed) up to
-	 * oom_wait_ms, then end the process as UPG_OOM_KILL does.
+	 * Wait for room (an upg_unpin(), another fill's block freed) up to
+	 * oom_wait_ms, counted from when the fill began to wait with
+	 * nothing freed, then end the process as UPG_OOM_KILL does. A
+	 * munmap or MADV_DONTNEED of managed memory needs a fault thread
+	 * free to read its event: with every one waiting for room it waits
+	 * too (known limit).
 	 */
 	UPG_OOM_WAIT = 0,
 	/* End the process (SIGKILL) with a message naming the figures. */
@@ -106,11 +110,13 @@ enum upg_oom_action {
 
 /*
  * Called by the thread that waits for room (a fault reader thread, or the
- * faulting thread in sigbus mode), once a fill has waited oom_detect for
- * room with nothing freed. It must not touch managed memory (that would
- * fault into the thread that is waiting); it may call upg_unpin(),
- * upg_region_destroy() and free unmanaged memory. Called again while no
- * room comes, at most once a second.
+ * faulting thread in sigbus mode), once a fill has waited UPG_OOM_DETECT
+ * (1 s) for room with nothing freed. It must not touch managed memory
+ * (that would fault into the thread that is waiting) and should make
+ * room with upg_unpin(): a munmap, MADV_DONTNEED or region destroy of
+ * managed memory raises an event that a fault thread must read, and with
+ * every fault thread waiting for room it would wait too. Called again
+ * while no room comes, at most once a second.
  */
 typedef enum upg_oom_action upg_oom_fn(const struct upg_oom_info *info, void *arg);
 
@@ -254,12 +260,16 @@ enum upg_advice {
 UPG_API int upg_advise(void *addr, size_t len, unsigned int advice);
 
 /*
- * Pin [addr, addr + len): bring it in (filling never-touched pages) and
- * never evict it until upg_unpin() (DMA and O_DIRECT buffers). Pins do not
- * nest, as mlock(2): one unpin ends them. A MADV_DONTNEED of pinned memory
- * ends the pin of what it drops. Pinned memory counts against the budget;
- * pinning more than it leaves nothing to evict (see upg_oom_policy).
- * Returns 0, -EINVAL, -ENOMEM as upg_advise().
+ * Pin [addr, addr + len): bring it in (filling never-touched and dropped
+ * pages) and never evict it until upg_unpin() (DMA and O_DIRECT buffers).
+ * Pins do not nest, as mlock(2): one unpin ends them. A MADV_DONTNEED of
+ * pinned memory ends the pin of what it drops. Pinned memory counts
+ * against the budget. Returns 0, -EINVAL as upg_advise(), or
+ *   -ENOMEM  part of the range is not managed memory, or all pins would
+ *            pass the budget (nothing done; pins up to it leave faults
+ *            that need room to the OOM policy)
+ *   -EIO     a block of it cannot be brought back (it does not decode):
+ *            the blocks before it stay pinned
  */
 UPG_API int upg_pin(void *addr, size_t len);
 UPG_API int upg_unpin(void *addr, size_t len);
