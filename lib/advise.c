@@ -110,24 +110,34 @@ static void prefetch(struct upg_runtime *rt, uintptr_t start, uintptr_t end, boo
 	}
 }
 
+/* Locks are taken a chunk at a time: unmap events and fork wait on them. */
+#define COLD_CHUNK	(1ul << 20)
+
 static void cold(struct upg_runtime *rt, uintptr_t start, uintptr_t end)
 {
 	struct upg_counters *c = upg_shared_counters(rt);
 
-	upg_pager_hold(rt->pager);
-	pthread_rwlock_rdlock(&rt->lock);
-	for (const struct upg_extent *e = upg_extent_next(rt, start); e && e->start < end;
-	     e = upg_extent_next(rt, e->end)) {
-		struct upg_region *r = e->region;
-		uintptr_t s = start > e->start ? start : e->start;
-		uintptr_t t = end < e->end ? end : e->end;
-		size_t b0 = (s - r->start) >> r->block_shift;
-		size_t b1 = (t - 1 - r->start) >> r->block_shift;
+	for (uintptr_t a = start; a < end;) {
+		uintptr_t stop = end - a > COLD_CHUNK ? a + COLD_CHUNK : end;
+		const struct upg_extent *e;
 
-		upg_pager_cold(rt->pager, c, r, b0, b1 - b0 + 1);
+		upg_pager_hold(rt->pager);
+		pthread_rwlock_rdlock(&rt->lock);
+		e = upg_extent_next(rt, a);
+		if (e && e->start < stop) {
+			struct upg_region *r = e->region;
+			uintptr_t s = a > e->start ? a : e->start;
+			uintptr_t t = stop < e->end ? stop : e->end;
+			size_t b0 = (s - r->start) >> r->block_shift;
+			size_t b1 = (t - 1 - r->start) >> r->block_shift;
+
+			upg_pager_cold(rt->pager, c, r, b0, b1 - b0 + 1);
+			stop = t;
+		}
+		pthread_rwlock_unlock(&rt->lock);
+		upg_pager_unhold(rt->pager);
+		a = stop;
 	}
-	pthread_rwlock_unlock(&rt->lock);
-	upg_pager_unhold(rt->pager);
 }
 
 static int check_range(void *addr, size_t len)
