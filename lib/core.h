@@ -123,6 +123,12 @@ enum {
 	 * address if it was dropped from a resident one.
 	 */
 	UPG_FH_POPULATE = 8,
+	/*
+	 * A reader's fault: when there is no room, hand it to the evictor
+	 * rather than wait (upg_pager_defer).
+	 */
+	UPG_FH_DEFER = 16,
+	UPG_FH_RETRY = 32,	/* the evictor retrying one: counted already */
 };
 
 /*

@@ -310,8 +310,8 @@ bool upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
 	enum fault_result res = FAULT_DONE;
 	struct upg_room_wait room = { 0 };
 	const struct upg_extent *e;
-	/* A prefetch is no fault: never counted as one. */
-	bool counted = flags & UPG_FH_PREFETCH, waited = false;
+	/* A prefetch is no fault, a retry was counted: neither counts. */
+	bool counted = flags & (UPG_FH_PREFETCH | UPG_FH_RETRY), waited = false;
 
 	for (;;) {
 		pthread_rwlock_rdlock(&rt->lock);
@@ -347,8 +347,13 @@ bool upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
 		pthread_rwlock_unlock(&rt->lock);
 		if (res != FAULT_NEED_ROOM)
 			return e || fill_unknown;
-		upg_pager_reclaim(rt->pager, c, &room);
 		res = FAULT_DONE;
+		if (upg_pager_reclaim(rt->pager, c, &room, !(flags & UPG_FH_DEFER)))
+			continue;
+		/* Not woken: the evictor fills it (and wakes it) when room comes. */
+		if (upg_pager_defer(rt->pager, c, addr, flags & ~UPG_FH_RETRY))
+			return true;
+		upg_pager_reclaim(rt->pager, c, &room, true);
 	}
 }
 
@@ -359,7 +364,8 @@ static void on_fault(void *ctx, struct upg_counters *c, uintptr_t addr,
 {
 	upg_fault_tid = tid;
 	/* The kernel sent it: the address is registered with our uffd. */
-	upg_fault_handle(ctx, c, addr, (write ? UPG_FH_WRITE : 0) | UPG_FH_FILL_UNKNOWN);
+	upg_fault_handle(ctx, c, addr,
+			 (write ? UPG_FH_WRITE : 0) | UPG_FH_FILL_UNKNOWN | UPG_FH_DEFER);
 	upg_fault_tid = 0;
 }
 

@@ -60,6 +60,15 @@
 _Atomic unsigned int upg_test_evict_delay_us;
 _Atomic uintptr_t upg_test_evicting_addr;
 
+/* Faults handed to the evictor at most; more wait in their reader. */
+#define NR_DEFERRED	128
+
+struct deferred_fault {
+	uintptr_t addr;
+	unsigned int flags;	/* UPG_FH_* of the fault */
+	uint64_t since_ns;	/* first handed over */
+};
+
 struct inactive_entry {
 	struct upg_region *r;
 	size_t block;
@@ -113,6 +122,16 @@ struct upg_pager {
 	bool evictor_asleep;		/* atomic: a kick must make a syscall */
 	uint32_t room_seq;		/* futex: stalled fills sleep on it */
 	unsigned int waiters;		/* stalled fills, atomic */
+	/*
+	 * Faults a reader could not fill for want of room, handed to the
+	 * evictor so the reader goes back to reading: a reader that waited
+	 * would leave unread the events (munmap, MADV_DONTNEED) that may be
+	 * what makes the room, and with every reader waiting nothing would.
+	 */
+	pthread_mutex_t defer_lock;
+	struct deferred_fault deferred[NR_DEFERRED];
+	size_t nr_deferred;		/* atomic reads */
+	struct upg_room_wait defer_wait;	/* evictor only */
 	bool stop;
 	bool evictor_started;
 	pthread_t evictor;
@@ -1212,6 +1231,8 @@ static void evict_round(struct upg_pager *pg, struct upg_counters *c)
 	}
 }
 
+static void drain_deferred(struct upg_pager *pg, struct upg_counters *c);
+
 static void *evictor_main(void *arg)
 {
 	struct upg_pager *pg = arg;
@@ -1220,11 +1241,17 @@ static void *evictor_main(void *arg)
 	while (!__atomic_load_n(&pg->stop, __ATOMIC_ACQUIRE)) {
 		uint32_t seq = __atomic_load_n(&pg->evict_seq, __ATOMIC_ACQUIRE);
 
-		if (load(&pg->resident) > pg->high ||
+		bool deferred = __atomic_load_n(&pg->nr_deferred, __ATOMIC_ACQUIRE);
+
+		if (load(&pg->resident) > pg->high || deferred ||
 		    __atomic_load_n(&pg->waiters, __ATOMIC_RELAXED)) {
 			evict_round(pg, c);
-			if (load(&pg->resident) > pg->low &&
-			    !__atomic_load_n(&pg->waiters, __ATOMIC_RELAXED))
+			drain_deferred(pg, c);
+			deferred = __atomic_load_n(&pg->nr_deferred, __ATOMIC_ACQUIRE);
+			if (deferred)
+				usleep(1000);	/* no room yet: let things move */
+			else if (load(&pg->resident) > pg->low &&
+				 !__atomic_load_n(&pg->waiters, __ATOMIC_RELAXED))
 				evictor_sleep(pg, seq, 10 * 1000000);
 			else if (load(&pg->resident) > pg->low)
 				usleep(1000);	/* stuck with waiters: let things move */
@@ -1252,8 +1279,8 @@ static void room_check(struct upg_pager *pg, struct upg_counters *c, struct upg_
 		upg_oom(pg->rt, c, w, now);
 }
 
-void upg_pager_reclaim(struct upg_pager *pg, struct upg_counters *c,
-		       struct upg_room_wait *w)
+bool upg_pager_reclaim(struct upg_pager *pg, struct upg_counters *c,
+		       struct upg_room_wait *w, bool may_wait)
 {
 	uint64_t t0 = upg_now_ns();
 	int ret;
@@ -1269,13 +1296,78 @@ void upg_pager_reclaim(struct upg_pager *pg, struct upg_counters *c,
 	pthread_rwlock_unlock(&pg->evict_lock);
 	kick_evictor(pg);
 	if (ret < 0) {
+		if (!may_wait)
+			return false;
 		upg_pager_wait_room(pg, c);
 		room_check(pg, c, w);
-		return;
+		return true;
 	}
 	upg_stat_inc(c, reclaims_direct);
 	upg_stat_inc(c, stalls);
 	upg_stat_add(c, UPG_STAT_stall_ns, upg_now_ns() - t0);
+	return true;
+}
+
+/* Set by drain_deferred around a retry: the fault's first hand-over. */
+static _Thread_local uint64_t retry_since;
+static _Thread_local bool retry_deferred;
+
+bool upg_pager_defer(struct upg_pager *pg, struct upg_counters *c, uintptr_t addr,
+		     unsigned int flags)
+{
+	uint64_t since = retry_since ? retry_since : upg_now_ns();
+	bool ok;
+
+	pthread_mutex_lock(&pg->defer_lock);
+	ok = pg->nr_deferred < NR_DEFERRED;
+	if (ok) {
+		pg->deferred[pg->nr_deferred] = (struct deferred_fault){ addr, flags, since };
+		__atomic_store_n(&pg->nr_deferred, pg->nr_deferred + 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&pg->defer_lock);
+	if (!ok)
+		return false;
+	if (retry_since)
+		retry_deferred = true;
+	else
+		upg_stat_inc(c, stalls);
+	kick_evictor(pg);
+	return true;
+}
+
+/*
+ * The evictor retries the faults handed over, once each per call; those
+ * still without room are handed over again (keeping their first time).
+ * When none could go and nothing was freed for UPG_OOM_DETECT_MS, the OOM
+ * policy decides, here.
+ */
+static void drain_deferred(struct upg_pager *pg, struct upg_counters *c)
+{
+	struct deferred_fault batch[NR_DEFERRED];
+	size_t n, again = 0;
+
+	if (!__atomic_load_n(&pg->nr_deferred, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&pg->defer_lock);
+	n = pg->nr_deferred;
+	memcpy(batch, pg->deferred, n * sizeof(batch[0]));
+	__atomic_store_n(&pg->nr_deferred, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&pg->defer_lock);
+	for (size_t i = 0; i < n; i++) {
+		retry_since = batch[i].since_ns;
+		retry_deferred = false;
+		upg_fault_handle(pg->rt, c, batch[i].addr, batch[i].flags | UPG_FH_RETRY);
+		if (retry_deferred)
+			again++;
+		else
+			upg_stat_add(c, UPG_STAT_stall_ns, upg_now_ns() - batch[i].since_ns);
+	}
+	retry_since = 0;
+	if (!again) {
+		pg->defer_wait = (struct upg_room_wait){ 0 };
+		return;
+	}
+	room_check(pg, c, &pg->defer_wait);
 }
 
 void upg_pager_region_gone(struct upg_pager *pg, struct upg_region *r)
@@ -1491,6 +1583,7 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 	pg->evict_run = pg->evict_run < EVICT_RUN_MIN ? EVICT_RUN_MIN :
 			pg->evict_run > EVICT_RUN_MAX ? EVICT_RUN_MAX : pg->evict_run;
 	pthread_mutex_init(&pg->lock, NULL);
+	pthread_mutex_init(&pg->defer_lock, NULL);
 	pthread_rwlockattr_init(&rwa);
 	pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&pg->evict_lock, &rwa);

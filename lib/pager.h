@@ -37,12 +37,20 @@ void upg_pager_wait_room(struct upg_pager *pg, struct upg_counters *c);
 /*
  * No room: compress the oldest INACTIVE block in this thread (direct
  * reclaim, as the kernel's faulting threads do), or wait for the evictor
- * when there is none. Call without rt->lock, with the same @w (zeroed
- * first) for every retry of one fill: a fill that waits long with nothing
- * freed meets the OOM policy (oom.h).
+ * when there is none (only if @may_wait: else false). Call without
+ * rt->lock, with the same @w (zeroed first) for every retry of one fill:
+ * a fill that waits long with nothing freed meets the OOM policy (oom.h).
  */
-void upg_pager_reclaim(struct upg_pager *pg, struct upg_counters *c,
-		       struct upg_room_wait *w);
+bool upg_pager_reclaim(struct upg_pager *pg, struct upg_counters *c,
+		       struct upg_room_wait *w, bool may_wait);
+/*
+ * A reader found no room and reclaim nothing to compress: hand the fault
+ * (not woken) to the evictor, which fills it when room comes and meets
+ * the OOM policy if none does. False when too many are handed over
+ * already: then wait (upg_pager_reclaim with @may_wait).
+ */
+bool upg_pager_defer(struct upg_pager *pg, struct upg_counters *c, uintptr_t addr,
+		     unsigned int flags);
 
 /*
  * Hold off fork's bring-back while blocks move out (upg_pager_cold).

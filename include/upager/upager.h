@@ -65,12 +65,9 @@ enum upg_fault_mode {
 /* What to do when the budget cannot be kept (see struct upg_oom_info). */
 enum upg_oom_policy {
 	/*
-	 * Wait for room (an upg_unpin(), another fill's block freed) up to
-	 * oom_wait_ms, counted from when the fill began to wait with
-	 * nothing freed, then end the process as UPG_OOM_KILL does. A
-	 * munmap or MADV_DONTNEED of managed memory needs a fault thread
-	 * free to read its event: with every one waiting for room it waits
-	 * too (known limit).
+	 * Wait for room (an upg_unpin(), a munmap, MADV_DONTNEED or region
+	 * destroyed) up to oom_wait_ms, counted from when the fill began to
+	 * wait with nothing freed, then end the process as UPG_OOM_KILL does.
 	 */
 	UPG_OOM_WAIT = 0,
 	/* End the process (SIGKILL) with a message naming the figures. */
@@ -109,14 +106,12 @@ enum upg_oom_action {
 };
 
 /*
- * Called by the thread that waits for room (a fault reader thread, or the
- * faulting thread in sigbus mode), once a fill has waited UPG_OOM_DETECT
- * (1 s) for room with nothing freed. It must not touch managed memory
- * (that would fault into the thread that is waiting) and should make
- * room with upg_unpin(): a munmap, MADV_DONTNEED or region destroy of
- * managed memory raises an event that a fault thread must read, and with
- * every fault thread waiting for room it would wait too. Called again
- * while no room comes, at most once a second.
+ * Called by the thread that waits for room (the evictor for faults of the
+ * fault threads, the faulting thread in sigbus mode, the caller of
+ * upg_pin or WILLNEED), once a fill has waited 1 s for room with nothing
+ * freed. It must not touch managed memory (that would fault into a thread
+ * that is waiting); it may upg_unpin(), munmap, MADV_DONTNEED or destroy
+ * regions. Called again while no room comes, at most once a second.
  */
 typedef enum upg_oom_action upg_oom_fn(const struct upg_oom_info *info, void *arg);
 
