@@ -625,11 +625,36 @@ void upg_pager_block_punch(struct upg_runtime *rt, struct upg_region *r,
 }
 
 /* Queue an INACTIVE block at the FIFO's tail; false when it is full. */
+/*
+ * Drop the entries of blocks no longer INACTIVE in their slot (moved back,
+ * dropped, region gone), keeping the order. A busy block may come back
+ * to its slot (a punch holds it so): kept. Call with pg->lock.
+ */
+static void ring_compact(struct upg_pager *pg)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < pg->ring_len; i++) {
+		struct inactive_entry ent = pg->ring[(pg->ring_head + i) % pg->ring_cap];
+		uint64_t w;
+
+		if (!ent.r)
+			continue;
+		w = __atomic_load_n(&ent.r->state[ent.block], __ATOMIC_ACQUIRE);
+		if (!upg_ps_is_busy(w) && w != upg_ps_make(UPG_PS_INACTIVE, ent.slot))
+			continue;
+		pg->ring[(pg->ring_head + kept++) % pg->ring_cap] = ent;
+	}
+	pg->ring_len = kept;
+}
+
 static bool ring_push(struct upg_pager *pg, struct upg_region *r, size_t b, uint64_t slot)
 {
 	bool ok;
 
 	pthread_mutex_lock(&pg->lock);
+	if (pg->ring_len == pg->ring_cap)
+		ring_compact(pg);	/* full of stale entries, most likely */
 	ok = pg->ring_len < pg->ring_cap;
 	if (ok)
 		pg->ring[(pg->ring_head + pg->ring_len++) % pg->ring_cap] =
