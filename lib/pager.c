@@ -1228,6 +1228,8 @@ static bool evict_step(struct upg_pager *pg, struct upg_counters *c, size_t low)
 	return ret > 0;
 }
 
+static void drain_deferred(struct upg_pager *pg, struct upg_counters *c);
+
 /* Evict until resident is at the low watermark or nothing more can go. */
 static void evict_round(struct upg_pager *pg, struct upg_counters *c)
 {
@@ -1249,14 +1251,14 @@ static void evict_round(struct upg_pager *pg, struct upg_counters *c)
 		pthread_rwlock_unlock(&rt->lock);
 		pthread_rwlock_unlock(&pg->evict_lock);
 		futex_wake_all(&pg->room_seq);
+		/* Faults handed over get the room as soon as the waiters do. */
+		drain_deferred(pg, c);
 		if (!progress) {
 			upg_stat_inc(c, evict_stuck);
 			return;
 		}
 	}
 }
-
-static void drain_deferred(struct upg_pager *pg, struct upg_counters *c);
 
 static void *evictor_main(void *arg)
 {
