@@ -340,9 +340,13 @@ static bool move_back(struct upg_runtime *rt, struct upg_counters *c, uintptr_t 
 	size_t done = 0;
 	int ret = upg_uffd_move(&rt->uffd, start, src, end - start, &done);
 
+	/* Every page after the first refused answers for itself. */
 	for (uintptr_t p = start + done; ret && ret != -EAGAIN && p < end; p += PAGE) {
-		ret = upg_uffd_move(&rt->uffd, p, src + (p - start), PAGE, &done);
-		if (ret && ret != -EAGAIN)
+		int one = upg_uffd_move(&rt->uffd, p, src + (p - start), PAGE, &done);
+
+		if (one == -EAGAIN)
+			ret = one;
+		else if (one)
 			upg_stat_inc(c, fill_raced);
 	}
 	if (ret == -EAGAIN) {
@@ -365,7 +369,7 @@ static void reactivate(struct upg_pager *pg, struct upg_counters *c,
 		       uint64_t *word, uint64_t ref)
 {
 	uintptr_t bs = block_start(r, b), start, end;
-	size_t blen = upg_block_len(r, b);
+	size_t blen = upg_block_len(r, b), covered = 0;
 
 	for (uintptr_t a = bs; next_piece(pg->rt, r, b, a, &start, &end); a = end) {
 		if (!move_back(pg->rt, c, start, end,
@@ -373,9 +377,11 @@ static void reactivate(struct upg_pager *pg, struct upg_counters *c,
 			__atomic_store_n(word, upg_ps_make(UPG_PS_INACTIVE, slot), __ATOMIC_RELEASE);
 			return;
 		}
+		covered += end - start;
 	}
 	/* What is left in the slot belonged to parts no longer mapped. */
-	slot_discard(pg, slot, 0, blen);
+	if (covered != blen)
+		slot_discard(pg, slot, 0, blen);
 	slot_free(pg, slot);
 	__atomic_fetch_sub(&pg->inactive, blen, __ATOMIC_RELAXED);
 	upg_stat_inc(c, reactivations);
@@ -392,9 +398,13 @@ static bool fill_from(struct upg_runtime *rt, struct upg_counters *c,
 	size_t done = 0;
 	int ret = upg_uffd_fill_copy(&rt->uffd, start, end - start, buf, &done);
 
+	/* Every page after the first refused answers for itself. */
 	for (uintptr_t p = start + done; ret && ret != -EAGAIN && p < end; p += PAGE) {
-		ret = upg_uffd_fill_copy(&rt->uffd, p, PAGE, buf + (p - start), &done);
-		if (ret && ret != -EAGAIN) {
+		int one = upg_uffd_fill_copy(&rt->uffd, p, PAGE, buf + (p - start), &done);
+
+		if (one == -EAGAIN) {
+			ret = one;
+		} else if (one) {
 			upg_stat_inc(c, fill_raced);
 			upg_uffd_wake(&rt->uffd, p, PAGE);
 		}

@@ -273,13 +273,21 @@ struct toucher {
 	_Atomic bool stop;
 };
 
-/* Write pages of the region's second half over and over: evictions. */
+/*
+ * Write pages of the region's second half over and over: evictions. Each
+ * page is made aside and copied whole: gen_page() in place writes text
+ * over the header before the header again, and a read of the page then
+ * (the victim block may be one of these) saw it half-written.
+ */
 static void *touch_main(void *arg)
 {
 	struct toucher *t = arg;
+	uint8_t page[T_PAGE];
 
-	for (size_t off = t->len / 2; !t->stop; off = off + T_PAGE < t->len ? off + T_PAGE : t->len / 2)
-		gen_page(t->base + off, off / T_PAGE, 1, K_TEXT);
+	for (size_t off = t->len / 2; !t->stop; off = off + T_PAGE < t->len ? off + T_PAGE : t->len / 2) {
+		gen_page(page, off / T_PAGE, 1, K_TEXT);
+		memcpy(t->base + off, page, T_PAGE);
+	}
 	return NULL;
 }
 
@@ -733,7 +741,8 @@ static void *dontneed_loop(void *arg)
 
 Test(pager, swap_in_refused_by_an_unread_event_keeps_the_data, .timeout = 120)
 {
-	struct upg_runtime *rt = pager_runtime(T_PAGE, 64ul << 20);
+	/* Blocks of 16 pages: a refused fill leaves part of a block mapped. */
+	struct upg_runtime *rt = pager_runtime(64ul << 10, 64ul << 20);
 	struct upg_region *r = t_region_create(rt, 8ul << 20);
 	struct upg_region *other = t_region_create(rt, 1ul << 20);
 	uint8_t *base = upg_region_addr(r);
@@ -754,6 +763,6 @@ Test(pager, swap_in_refused_by_an_unread_event_keeps_the_data, .timeout = 120)
 	t_stats_settled(rt, &st);
 	cr_assert_eq(bad, 0, "%zu pages wrong (%llu refused fills)", bad,
 		     (unsigned long long)st.fill_retried);
-	cr_assert_gt(st.swapins, nr);
+	cr_assert_gt(st.swapins, nr / 16);
 	upg_runtime_destroy(rt);
 }
