@@ -141,26 +141,39 @@ static void *toucher(void *arg)
 	return NULL;
 }
 
-Test(oom, wait_resumes_when_an_unpin_makes_room, .timeout = 60)
+/*
+ * An oom=wait runtime with @threads fault threads (0: the default), the
+ * budget pinned full, and a thread stalled touching past it; returns once
+ * the stall is noticed (one oom_event).
+ */
+static uint8_t *stalled_toucher(unsigned int threads, struct upg_runtime **rt, pthread_t *t)
 {
 	struct upg_options o;
-	struct upg_runtime *rt;
 	struct upg_stats st;
-	pthread_t t;
 	uint8_t *base;
 
 	oom_options(&o, UPG_OOM_WAIT);
 	o.oom_wait_ms = 30000;
-	rt = t_runtime_create_opts(&o);
-	base = pinned_full(rt);
-	pthread_create(&t, NULL, toucher, base + 1 * MIB);
+	o.fault_threads = threads;
+	*rt = t_runtime_create_opts(&o);
+	base = pinned_full(*rt);
+	pthread_create(t, NULL, toucher, base + 1 * MIB);
 	for (int i = 0; i < 500; i++) {
-		t_stats(rt, &st);
+		t_stats(*rt, &st);
 		if (st.oom_events)
 			break;
 		usleep(10000);
 	}
 	cr_assert_eq(st.oom_events, 1, "the stall was not noticed");
+	return base;
+}
+
+Test(oom, wait_resumes_when_an_unpin_makes_room, .timeout = 60)
+{
+	struct upg_runtime *rt;
+	pthread_t t;
+	uint8_t *base = stalled_toucher(0, &rt, &t);
+
 	cr_assert_eq(upg_unpin(base, 1 * MIB), 0);
 	pthread_join(t, NULL);
 	cr_assert(t_page_check(base + 1 * MIB, 1 * MIB / T_PAGE, 2));
@@ -322,25 +335,11 @@ Test(oom, overcommit_heuristic_counts_on_compression_and_always_never_refuses, .
  */
 Test(oom, wait_resumes_when_a_dontneed_makes_room_with_one_fault_thread, .timeout = 60)
 {
-	struct upg_options o;
 	struct upg_runtime *rt;
 	struct upg_stats st;
 	pthread_t t;
-	uint8_t *base;
+	uint8_t *base = stalled_toucher(1, &rt, &t);
 
-	oom_options(&o, UPG_OOM_WAIT);
-	o.oom_wait_ms = 30000;
-	o.fault_threads = 1;
-	rt = t_runtime_create_opts(&o);
-	base = pinned_full(rt);
-	pthread_create(&t, NULL, toucher, base + 1 * MIB);
-	for (int i = 0; i < 500; i++) {
-		t_stats(rt, &st);
-		if (st.oom_events)
-			break;
-		usleep(10000);
-	}
-	cr_assert_eq(st.oom_events, 1, "the stall was not noticed");
 	cr_assert_eq(madvise(base, 1 * MIB, MADV_DONTNEED), 0);
 	pthread_join(t, NULL);
 	cr_assert(t_page_check(base + 1 * MIB, 1 * MIB / T_PAGE, 2));
