@@ -121,6 +121,7 @@ static void cold(struct upg_runtime *rt, uintptr_t start, uintptr_t end)
 		uintptr_t stop = end - a > COLD_CHUNK ? a + COLD_CHUNK : end;
 		const struct upg_extent *e;
 
+		upg_pager_copy_lock(rt->pager);
 		upg_pager_hold(rt->pager);
 		pthread_rwlock_rdlock(&rt->lock);
 		e = upg_extent_next(rt, a);
@@ -130,12 +131,16 @@ static void cold(struct upg_runtime *rt, uintptr_t start, uintptr_t end)
 			uintptr_t t = stop < e->end ? stop : e->end;
 			size_t b0 = (s - r->start) >> r->block_shift;
 			size_t b1 = (t - 1 - r->start) >> r->block_shift;
+			size_t done = upg_pager_cold(rt->pager, c, r, b0, b1 - b0 + 1);
+			uintptr_t next = r->start + ((b0 + done) << r->block_shift);
 
-			upg_pager_cold(rt->pager, c, r, b0, b1 - b0 + 1);
-			stop = t;
+			/* Without UFFDIO_MOVE it stops after each run it copies out. */
+			stop = next < t ? next : t;
 		}
 		pthread_rwlock_unlock(&rt->lock);
 		upg_pager_unhold(rt->pager);
+		upg_pager_cold_finish(rt->pager, c);
+		upg_pager_copy_unlock(rt->pager);
 		a = stop;
 	}
 }

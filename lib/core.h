@@ -129,6 +129,7 @@ enum {
 	 */
 	UPG_FH_DEFER = 16,
 	UPG_FH_RETRY = 32,	/* the evictor retrying one: counted already */
+	UPG_FH_WP = 64,		/* a write to a write-protected page */
 };
 
 /*

@@ -102,8 +102,12 @@ static bool fill_block(struct upg_runtime *rt, struct upg_counters *c,
 	return any;
 }
 
-/* A fault needs room in the budget first: drop rt->lock, wait, retry. */
-enum fault_result { FAULT_DONE, FAULT_NEED_ROOM };
+/*
+ * FAULT_NEED_ROOM: the fault needs room in the budget first: drop rt->lock,
+ * wait, retry. FAULT_BUSY: the block is being copied out and this is no
+ * reader's fault to park: drop rt->lock, wait a little, retry.
+ */
+enum fault_result { FAULT_DONE, FAULT_NEED_ROOM, FAULT_BUSY };
 
 /*
  * Claim up to @n ABSENT blocks of @e, @b and every @stride blocks after
@@ -208,6 +212,62 @@ static void readahead_evicted(const struct upg_extent *e, struct upg_counters *c
 }
 
 /*
+ * A block being copied out (STAGING). A reader's fault parks: the copier
+ * wakes the block when done, and the thread faults again; the reader
+ * must not wait, for the copier waits for a reader to read its event.
+ * The copier's own read of a page dropped meanwhile gets zeros, which is
+ * what that page holds. Anyone else retries with no lock held.
+ */
+static enum fault_result fault_on_staging(const struct upg_extent *e, struct upg_counters *c,
+					  uintptr_t page, unsigned int flags)
+{
+	struct upg_runtime *rt = e->region->rt;
+
+	if (!(flags & UPG_FH_DEFER))
+		return FAULT_BUSY;
+	if (upg_pager_is_copier(rt->pager, upg_fault_tid)) {
+		fill_page(rt, c, page, false);
+		return FAULT_DONE;
+	}
+	upg_stat_inc(c, copyout_parked);
+	return FAULT_DONE;
+}
+
+/*
+ * A write to a write-protected page (left so by a copy-out that did not
+ * go ahead, or carried by an mremap): lift the protection, which wakes
+ * the writer. The block is held (FILLING) meanwhile if RESIDENT, so the
+ * clock cannot write-protect it again for a copy-out in between.
+ */
+static enum fault_result fault_wp(const struct upg_extent *e, struct upg_counters *c,
+				  uintptr_t page, unsigned int flags)
+{
+	struct upg_region *r = e->region;
+	uint64_t *word = &r->state[(page - r->start) >> r->block_shift];
+
+	for (;;) {
+		uint64_t old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+
+		if (upg_ps_state(old) == UPG_PS_STAGING)
+			return fault_on_staging(e, c, page, flags);
+		if (upg_ps_is_busy(old)) {
+			sched_yield();
+			continue;
+		}
+		if (upg_ps_state(old) != UPG_PS_RESIDENT) {
+			upg_uffd_writeprotect(&r->rt->uffd, page, PAGE, false);
+			return FAULT_DONE;
+		}
+		if (!__atomic_compare_exchange_n(word, &old, upg_ps_with_state(old, UPG_PS_FILLING),
+						 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			continue;
+		upg_uffd_writeprotect(&r->rt->uffd, page, PAGE, false);
+		__atomic_store_n(word, old, __ATOMIC_RELEASE);
+		return FAULT_DONE;
+	}
+}
+
+/*
  * The block's fill is clamped to @e, the mapped piece of the region the
  * fault is in: the rest of the block may be unmapped, or someone else's.
  */
@@ -224,6 +284,8 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 	uintptr_t page = addr & ~(PAGE - 1);
 	bool waited = false;
 
+	if (flags & UPG_FH_WP)
+		return fault_wp(e, c, page, flags);
 	for (;;) {
 		uint64_t old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
 
@@ -268,6 +330,9 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 				continue;
 			if (fill_page(r->rt, c, page, write))
 				upg_stat_inc(c, fill_single);
+			else if (write && upg_pager_copies_out(pg))
+				/* SIGBUS mode cannot tell a write-protect fault. */
+				upg_uffd_writeprotect(&r->rt->uffd, page, PAGE, false);
 			__atomic_store_n(word, old, __ATOMIC_RELEASE);
 			return FAULT_DONE;
 		case UPG_PS_UNMAPPED:
@@ -288,6 +353,8 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 			if (!prefetch)
 				readahead_evicted(e, c, b);
 			return FAULT_DONE;
+		case UPG_PS_STAGING:
+			return fault_on_staging(e, c, page, flags);
 		case UPG_PS_COMPRESSED:
 			if (!upg_pager_try_reserve(pg, upg_block_len(r, b)))
 				return FAULT_NEED_ROOM;
@@ -345,6 +412,12 @@ bool upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
 			fill_page(rt, c, addr & ~(PAGE - 1), write);
 		}
 		pthread_rwlock_unlock(&rt->lock);
+		if (res == FAULT_BUSY) {
+			/* A copy-out takes a millisecond or so; it needs no lock of ours. */
+			usleep(50);
+			res = FAULT_DONE;
+			continue;
+		}
 		if (res != FAULT_NEED_ROOM)
 			return e || fill_unknown;
 		res = FAULT_DONE;
@@ -360,23 +433,38 @@ bool upg_fault_handle(struct upg_runtime *rt, struct upg_counters *c,
 _Thread_local uint32_t upg_fault_tid;
 
 static void on_fault(void *ctx, struct upg_counters *c, uintptr_t addr,
-		     bool write, uint32_t tid)
+		     bool write, bool wp, uint32_t tid)
 {
 	upg_fault_tid = tid;
 	/* The kernel sent it: the address is registered with our uffd. */
 	upg_fault_handle(ctx, c, addr,
-			 (write ? UPG_FH_WRITE : 0) | UPG_FH_FILL_UNKNOWN | UPG_FH_DEFER);
+			 (write ? UPG_FH_WRITE : 0) | (wp ? UPG_FH_WP : 0) |
+			 UPG_FH_FILL_UNKNOWN | UPG_FH_DEFER);
 	upg_fault_tid = 0;
 }
 
-/* Wait out a busy block, then replace its word; returns the old word. */
-static uint64_t settle_and_set(uint64_t *word, uint64_t to, unsigned int keep,
-			       bool *changed)
+/*
+ * Wait out a busy block @b of @r, then replace its word; returns the old
+ * word. A block being copied out cannot be waited for: the event is
+ * recorded for the copier (nothing changed here).
+ */
+static uint64_t settle_and_set(struct upg_region *r, size_t b, uint64_t to,
+			       unsigned int keep, bool *changed)
 {
+	uint64_t *word = &r->state[b];
+
 	for (;;) {
 		uint64_t old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
 
 		*changed = false;
+		if (upg_ps_state(old) == UPG_PS_STAGING) {
+			uintptr_t bs = r->start + (b << r->block_shift);
+
+			if (upg_pager_staging_event(r->rt, r, b, bs, bs + upg_block_len(r, b),
+						    upg_ps_state(to) == UPG_PS_UNMAPPED))
+				return old;
+			continue;
+		}
 		if (upg_ps_is_busy(old)) {
 			/* A fill or an eviction: microseconds, never waits on us. */
 			sched_yield();
@@ -418,8 +506,8 @@ void upg_blocks_set(struct upg_region *r, uintptr_t start, uintptr_t end,
 	}
 	for (size_t b = first; b < last; b++) {
 		bool changed;
-		uint64_t old = settle_and_set(&r->state[b], upg_ps_make((enum upg_ps)to, 0),
-					      keep, &changed);
+		uint64_t old = settle_and_set(r, b, upg_ps_make((enum upg_ps)to, 0), keep,
+					      &changed);
 
 		if (changed)
 			upg_pager_block_dropped(r->rt, r, b, old);

@@ -19,9 +19,14 @@
  * MADV_DONTNEED there waits for no reader: the readers may be waiting for
  * the evictor.
  *
- * Lock order: rt->lock (shared: faults, the evictor; exclusive: unmap,
- * region create/destroy), then pg->lock (slots, the FIFO, the hand). The
- * evictor never waits for a reader, so a reader may wait for the evictor.
+ * Without UFFDIO_MOVE (before 6.8) blocks are copied out instead: see
+ * "Copy-out" below. The staging area is then plain memory.
+ *
+ * Lock order: copy_mutex (copy-out only), evict_lock, rt->lock (shared:
+ * faults, the evictor; exclusive: unmap, region create/destroy), then
+ * pg->lock (slots, the FIFO, the hand) or zap_lock. The evictor never
+ * waits for a reader while it holds any of the others, so a reader may
+ * wait for the evictor.
  */
 #include <errno.h>
 #include <limits.h>
@@ -32,6 +37,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,6 +65,9 @@
 
 _Atomic unsigned int upg_test_evict_delay_us;
 _Atomic uintptr_t upg_test_evicting_addr;
+_Atomic unsigned int upg_test_copyout_delay_us;
+_Atomic unsigned int upg_test_copyout_phase;
+_Atomic uintptr_t upg_test_copyout_addr;
 
 /* Faults handed to the evictor at most; more wait in their reader. */
 #define NR_DEFERRED	128
@@ -75,6 +84,38 @@ struct inactive_entry {
 	uint64_t slot;
 };
 
+/* A block of a copy-out run that an mremap took elsewhere meanwhile. */
+struct moved_block {
+	struct upg_region *r;	/* where it went; NULL: not moved */
+	size_t b;
+	uintptr_t from, to;	/* the part moved, at its old addresses */
+	bool whole;		/* the whole block (else a copy is made) */
+	bool gone;		/* unmapped at the new address since */
+	bool dropped;		/* MADV_DONTNEED at the new address since */
+};
+
+/*
+ * The run being copied out (one at a time: copy_mutex). Event handlers
+ * that meet its STAGING blocks record here, under zap_lock; the copier
+ * applies it all when done (finish_copy_out).
+ */
+struct copy_run {
+	bool active;		/* its blocks are STAGING */
+	bool pending;		/* claimed, not yet copied (copier only) */
+	bool queue;		/* INACTIVE at the FIFO's tail (else COLD) */
+	struct upg_region *r;
+	size_t b0, n;		/* blocks [b0, b0 + n) of r ... */
+	uint64_t s0;		/* ... into slots [s0, s0 + n) */
+	uintptr_t start;
+	size_t len;
+	uint32_t tid;		/* atomic: the copying thread, while it copies */
+	uint64_t olds[EVICT_RUN_MAX];	/* words before the claim */
+	bool gone[EVICT_RUN_MAX];	/* unmapped meanwhile */
+	struct moved_block moved[EVICT_RUN_MAX];
+	uint8_t *seen;		/* per page: REMOVE events over it */
+	unsigned char *vec;	/* per page: mincore() */
+};
+
 struct upg_pager {
 	struct upg_runtime *rt;
 	size_t block_size;
@@ -82,9 +123,13 @@ struct upg_pager {
 	size_t budget, budget_total, high, low;	/* bytes */
 	struct upg_zpool *zpool;
 
-	struct upg_uffd staging_uffd;
+	struct upg_uffd staging_uffd;	/* with UFFDIO_MOVE only */
 	uint8_t *staging;
 	size_t nr_slots;
+	bool copy_out;			/* no UFFDIO_MOVE: copy blocks out */
+	pthread_mutex_t copy_mutex;	/* one copy-out at a time */
+	pthread_mutex_t zap_lock;	/* copy's records */
+	struct copy_run copy;
 
 	pthread_mutex_t lock;
 	/*
@@ -358,37 +403,6 @@ static bool move_back(struct upg_runtime *rt, struct upg_counters *c, uintptr_t 
 }
 
 /*
- * Fault on an INACTIVE block: move its pages back from the slot, each
- * mapped piece of it. Pages of parts unmapped since are dropped with the
- * slot. Refused for now (-EAGAIN): the block stays INACTIVE in its slot,
- * whatever moved back already mapped (a later move skips those: their
- * source is a hole now).
- */
-static void reactivate(struct upg_pager *pg, struct upg_counters *c,
-		       struct upg_region *r, size_t b, uint64_t slot,
-		       uint64_t *word, uint64_t ref)
-{
-	uintptr_t bs = block_start(r, b), start, end;
-	size_t blen = upg_block_len(r, b), covered = 0;
-
-	for (uintptr_t a = bs; next_piece(pg->rt, r, b, a, &start, &end); a = end) {
-		if (!move_back(pg->rt, c, start, end,
-			       (uintptr_t)slot_addr(pg, slot) + (start - bs))) {
-			__atomic_store_n(word, upg_ps_make(UPG_PS_INACTIVE, slot), __ATOMIC_RELEASE);
-			return;
-		}
-		covered += end - start;
-	}
-	/* What is left in the slot belonged to parts no longer mapped. */
-	if (covered != blen)
-		slot_discard(pg, slot, 0, blen);
-	slot_free(pg, slot);
-	__atomic_fetch_sub(&pg->inactive, blen, __ATOMIC_RELAXED);
-	upg_stat_inc(c, reactivations);
-	__atomic_store_n(word, upg_ps_make(UPG_PS_RESIDENT, 0) | ref, __ATOMIC_RELEASE);
-}
-
-/*
  * Copy [start, end) of the block from @buf, page by page past mapped ones
  * (kept) and parts gone. Returns false on -EAGAIN, as move_back().
  */
@@ -415,6 +429,42 @@ static bool fill_from(struct upg_runtime *rt, struct upg_counters *c,
 		return false;
 	}
 	return true;
+}
+
+/*
+ * Fault on an INACTIVE block: move its pages back from the slot, each
+ * mapped piece of it. Pages of parts unmapped since are dropped with the
+ * slot. Refused for now (-EAGAIN): the block stays INACTIVE in its slot,
+ * whatever moved back already mapped (a later move skips those: their
+ * source is a hole now).
+ */
+static void reactivate(struct upg_pager *pg, struct upg_counters *c,
+		       struct upg_region *r, size_t b, uint64_t slot,
+		       uint64_t *word, uint64_t ref)
+{
+	uintptr_t bs = block_start(r, b), start, end;
+	size_t blen = upg_block_len(r, b), covered = 0;
+
+	for (uintptr_t a = bs; next_piece(pg->rt, r, b, a, &start, &end); a = end) {
+		uint8_t *src = slot_addr(pg, slot) + (start - bs);
+
+		if (!(pg->copy_out ? fill_from(pg->rt, c, start, end, src)
+				   : move_back(pg->rt, c, start, end, (uintptr_t)src))) {
+			__atomic_store_n(word, upg_ps_make(UPG_PS_INACTIVE, slot), __ATOMIC_RELEASE);
+			return;
+		}
+		covered += end - start;
+	}
+	/*
+	 * What is left in the slot belonged to parts no longer mapped; a
+	 * copy leaves it all there.
+	 */
+	if (pg->copy_out || covered != blen)
+		slot_discard(pg, slot, 0, blen);
+	slot_free(pg, slot);
+	__atomic_fetch_sub(&pg->inactive, blen, __ATOMIC_RELAXED);
+	upg_stat_inc(c, reactivations);
+	__atomic_store_n(word, upg_ps_make(UPG_PS_RESIDENT, 0) | ref, __ATOMIC_RELEASE);
 }
 
 /*
@@ -581,12 +631,17 @@ void upg_pager_block_dropped(struct upg_runtime *rt, struct upg_region *r,
 	}
 }
 
-/* Claim a block that is not busy; returns its old word. */
+/*
+ * Claim a block that is not busy; returns its old word, or a STAGING
+ * word unclaimed (nothing may wait for those).
+ */
 static uint64_t claim(uint64_t *word)
 {
 	for (;;) {
 		uint64_t old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
 
+		if (upg_ps_state(old) == UPG_PS_STAGING)
+			return old;
 		if (upg_ps_is_busy(old)) {
 			sched_yield();
 			continue;
@@ -609,6 +664,11 @@ void upg_pager_block_punch(struct upg_runtime *rt, struct upg_region *r,
 	if (!pg)
 		return;
 	old = claim(word);
+	while (upg_ps_state(old) == UPG_PS_STAGING) {
+		if (upg_pager_staging_event(rt, r, b, start, end, false))
+			return;
+		old = claim(word);
+	}
 	switch (upg_ps_state(old)) {
 	case UPG_PS_INACTIVE:
 		slot_discard(pg, upg_ps_slot(old), start - bs, end - start);
@@ -688,6 +748,385 @@ static void ring_rename(struct upg_pager *pg, struct upg_region *old, size_t j,
 }
 
 /*
+ * Copy-out: the clock's move without UFFDIO_MOVE (kernels before 6.8).
+ *
+ * A run of claimed blocks becomes STAGING (the words hold their slots and
+ * the run is recorded in pg->copy), then, with no lock held, copy_out()
+ * write-protects it, copies its present pages to the slots with
+ * process_vm_readv() (which fails on an unmapped page instead of
+ * faulting), drops them with MADV_DONTNEED and finishes. Writes after
+ * the write-protect fault and park; so does every fault on the run, and
+ * the finish wakes them: they fault again on an INACTIVE block.
+ *
+ * That MADV_DONTNEED raises a REMOVE event on our own userfaultfd and
+ * returns once a reader has read it. So while a run is STAGING nothing
+ * may wait for it holding what a reader needs (rt->lock, evict_lock):
+ * faults park or retry with no lock held, and events meeting the run are
+ * recorded here for the finish instead of waited out:
+ *   - REMOVE: per page, how many events covered it. The copier's own
+ *     MADV_DONTNEED gives one; a second is the application's, and the
+ *     page reads zeros. The finish comes after every event read before
+ *     the copier's MADV_DONTNEED returned has been handled, so its own
+ *     is never taken for the application's.
+ *   - UNMAP of a whole block: it ends UNMAPPED, its slot freed.
+ *   - REMAP (mremap) of a block: its new block waits STAGING too; the
+ *     finish looks where the data is (the pages moved with the mapping
+ *     if the mremap came before our MADV_DONTNEED, else in our slot).
+ * Region destroy and fork hold copy_mutex: a copy-out holds its region
+ * with no lock, and fork must not find blocks half out.
+ */
+
+bool upg_pager_copies_out(const struct upg_pager *pg)
+{
+	return pg && pg->copy_out;
+}
+
+void upg_pager_copy_lock(struct upg_pager *pg)
+{
+	if (pg && pg->copy_out)
+		pthread_mutex_lock(&pg->copy_mutex);
+}
+
+void upg_pager_copy_unlock(struct upg_pager *pg)
+{
+	if (pg && pg->copy_out)
+		pthread_mutex_unlock(&pg->copy_mutex);
+}
+
+bool upg_pager_is_copier(struct upg_pager *pg, uint32_t tid)
+{
+	return pg && tid && __atomic_load_n(&pg->copy.tid, __ATOMIC_ACQUIRE) == tid;
+}
+
+/*
+ * The claimed (EVICTING) blocks [b0, b0 + n) of @r, going to slots
+ * [s0, s0 + n), become the STAGING run (copier, rt->lock shared).
+ */
+static void stage_run(struct upg_pager *pg, struct upg_region *r, size_t b0, uint64_t s0,
+		      size_t n, const uint64_t *olds, bool queue)
+{
+	struct copy_run *run = &pg->copy;
+	uintptr_t end = block_start(r, b0 + n - 1) + upg_block_len(r, b0 + n - 1);
+
+	pthread_mutex_lock(&pg->zap_lock);
+	run->r = r;
+	run->b0 = b0;
+	run->n = n;
+	run->s0 = s0;
+	run->queue = queue;
+	run->start = block_start(r, b0);
+	run->len = end - run->start;
+	memcpy(run->olds, olds, n * sizeof(olds[0]));
+	memset(run->gone, 0, n * sizeof(run->gone[0]));
+	memset(run->moved, 0, n * sizeof(run->moved[0]));
+	memset(run->seen, 0, run->len / PAGE);
+	run->active = true;
+	run->pending = true;
+	for (size_t k = 0; k < n; k++)
+		__atomic_store_n(&r->state[b0 + k], upg_ps_make(UPG_PS_STAGING, s0 + k),
+				 __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&pg->zap_lock);
+}
+
+/* The run's entry for block @b of @r: its own index, or a moved one's. */
+static bool run_find(struct copy_run *run, struct upg_region *r, size_t b, size_t *i,
+		     bool *moved)
+{
+	for (size_t k = 0; k < run->n; k++)
+		if (run->moved[k].r == r && run->moved[k].b == b) {
+			*i = k;
+			*moved = true;
+			return true;
+		}
+	*moved = false;
+	*i = b - run->b0;
+	return r == run->r && b >= run->b0 && b < run->b0 + run->n;
+}
+
+bool upg_pager_staging_event(struct upg_runtime *rt, struct upg_region *r, size_t b,
+			     uintptr_t start, uintptr_t end, bool unmapped)
+{
+	struct upg_pager *pg = rt->pager;
+	struct copy_run *run = &pg->copy;
+	bool moved, recorded = false;
+	size_t i;
+
+	pthread_mutex_lock(&pg->zap_lock);
+	if (!run->active ||
+	    upg_ps_state(__atomic_load_n(&r->state[b], __ATOMIC_ACQUIRE)) != UPG_PS_STAGING)
+		goto out;
+	recorded = true;
+	if (!run_find(run, r, b, &i, &moved)) {
+		upg_err("bug: block %p is STAGING outside the run", (void *)block_start(r, b));
+		goto out;
+	}
+	if (moved) {
+		if (unmapped)
+			run->moved[i].gone = true;
+		else if (start <= block_start(r, b) &&
+			 end >= block_start(r, b) + upg_block_len(r, b))
+			run->moved[i].dropped = true;
+		else
+			upg_err("MADV_DONTNEED of part of block %p while it was being "
+				"evicted and moved: that part keeps its data",
+				(void *)block_start(r, b));
+		goto out;
+	}
+	if (unmapped) {
+		run->gone[i] = true;
+		goto out;
+	}
+	start = start > run->start ? start : run->start;
+	end = end < run->start + run->len ? end : run->start + run->len;
+	for (uintptr_t p = start & ~(PAGE - 1); p < end; p += PAGE) {
+		uint8_t *n = &run->seen[(p - run->start) / PAGE];
+
+		*n += *n < UINT8_MAX;
+	}
+out:
+	pthread_mutex_unlock(&pg->zap_lock);
+	return recorded;
+}
+
+/*
+ * mremap took [from, to) of block @j of @old (its whole block if @whole),
+ * STAGING, to block @k of @nr (rt->lock exclusive): @nr's block waits
+ * STAGING for the finish, which sees where the data went.
+ */
+static void staging_moved(struct upg_pager *pg, struct upg_region *old, size_t j,
+			  struct upg_region *nr, size_t k, bool whole, uintptr_t from,
+			  uintptr_t to)
+{
+	struct copy_run *run = &pg->copy;
+	bool moved;
+	size_t i;
+
+	pthread_mutex_lock(&pg->zap_lock);
+	if (!run_find(run, old, j, &i, &moved) || (moved && !whole) ||
+	    (!moved && run->moved[i].r)) {
+		/* A second mremap cutting one block within a copy-out: not followed. */
+		upg_err("mremap: block %p was cut twice while being evicted: "
+			"the part moved reads zeros", (void *)block_start(old, j));
+		nr->state[k] = upg_ps_make(UPG_PS_ABSENT, 0);
+	} else if (moved) {
+		/* Moved on again, whole: follow it. */
+		run->moved[i].r = nr;
+		run->moved[i].b = k;
+		nr->state[k] = upg_ps_make(UPG_PS_STAGING, 0);
+		old->state[j] = upg_ps_make(UPG_PS_UNMAPPED, 0);
+	} else {
+		run->moved[i] = (struct moved_block){ nr, k, from, to, whole, false, false };
+		nr->state[k] = upg_ps_make(UPG_PS_STAGING, 0);
+	}
+	pthread_mutex_unlock(&pg->zap_lock);
+}
+
+/*
+ * Copy the run's present pages to its slots. A page not present reads
+ * zeros (dropped, or never filled): the slot's hole says the same. A page
+ * unmapped meanwhile fails the read, not the thread; one dropped
+ * meanwhile faults, and a reader fills it with zeros (upg_pager_is_copier).
+ */
+static void copy_pages(struct upg_pager *pg, struct copy_run *run)
+{
+	size_t nr = run->len / PAGE;
+	uint8_t *dst = slot_addr(pg, run->s0);
+	pid_t pid = getpid();
+
+	if (mincore((void *)run->start, run->len, run->vec))
+		memset(run->vec, 1, nr);	/* part unmapped: let each read say */
+	for (size_t p = 0; p < nr;) {
+		size_t q = p;
+		ssize_t got;
+
+		if (!(run->vec[p] & 1)) {
+			p++;
+			continue;
+		}
+		while (q < nr && (run->vec[q] & 1))
+			q++;
+		struct iovec local = { dst + p * PAGE, (q - p) * PAGE };
+		struct iovec remote = { (void *)(run->start + p * PAGE), (q - p) * PAGE };
+
+		got = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+		/* Short: the page after what was read is gone; go on past it. */
+		p = got < 0 ? p + 1 : p + (size_t)got / PAGE + ((size_t)got < (q - p) * PAGE);
+	}
+}
+
+/* Any page of block @b of @r present? (rt->lock shared) */
+static bool block_present(struct upg_pager *pg, struct upg_region *r, size_t b)
+{
+	unsigned char vec[UPG_FILL_MAX / PAGE];
+	uintptr_t start, end;
+
+	for (uintptr_t a = block_start(r, b); next_piece(pg->rt, r, b, a, &start, &end); a = end) {
+		if (mincore((void *)start, end - start, vec))
+			continue;
+		for (size_t i = 0; i < (end - start) / PAGE; i++)
+			if (vec[i] & 1)
+				return true;
+	}
+	return false;
+}
+
+/*
+ * The new block of run block @i, moved by an mremap: RESIDENT if its
+ * pages went with the mapping, else it takes (whole) or copies (part) the
+ * slot's data. Returns true when it took the slot. Under zap_lock.
+ */
+static bool finish_moved(struct upg_pager *pg, struct copy_run *run, size_t i, bool copied)
+{
+	struct moved_block *m = &run->moved[i];
+	uintptr_t obs = block_start(run->r, run->b0 + i);
+	size_t nlen = upg_block_len(m->r, m->b);
+	uint64_t *word = &m->r->state[m->b], slot;
+	bool took = false;
+
+	if (m->gone) {
+		__atomic_store_n(word, upg_ps_make(UPG_PS_UNMAPPED, 0), __ATOMIC_RELEASE);
+		return false;
+	}
+	if (m->dropped) {
+		__atomic_store_n(word, upg_ps_make(UPG_PS_ABSENT, 0), __ATOMIC_RELEASE);
+		return false;
+	}
+	__atomic_fetch_add(&pg->resident, nlen, __ATOMIC_RELAXED);
+	if (!copied || block_present(pg, m->r, m->b)) {
+		__atomic_store_n(word, upg_ps_make(UPG_PS_RESIDENT, 0), __ATOMIC_RELEASE);
+		return false;
+	}
+	if (m->whole) {
+		slot = run->s0 + i;
+		took = true;
+	} else if (slot_alloc(pg, &slot)) {
+		memcpy(slot_addr(pg, slot) + (m->from - obs),
+		       slot_addr(pg, run->s0 + i) + (m->from - obs), m->to - m->from);
+	} else {
+		upg_err("mremap: no room to keep the moved part of block %p: it reads zeros",
+			(void *)obs);
+		upg_pager_release(pg, nlen);
+		__atomic_store_n(word, upg_ps_make(UPG_PS_ABSENT, 0), __ATOMIC_RELEASE);
+		return false;
+	}
+	__atomic_fetch_add(&pg->inactive, nlen, __ATOMIC_RELAXED);
+	__atomic_store_n(word, upg_ps_make(UPG_PS_INACTIVE, slot), __ATOMIC_RELEASE);
+	ring_push(pg, m->r, m->b, slot);
+	return took;
+}
+
+/*
+ * Apply what happened to the run and end it: each block becomes INACTIVE
+ * in its slot (pages the application dropped meanwhile read zeros),
+ * ABSENT if all were dropped, UNMAPPED if unmapped, or, not @copied, what
+ * it was. Then wake what parked on it.
+ */
+static void finish_copy_out(struct upg_pager *pg, struct upg_counters *c, bool copied)
+{
+	struct copy_run *run = &pg->copy;
+	struct upg_runtime *rt = pg->rt;
+	/* The copier's own MADV_DONTNEED counts one event on each page. */
+	unsigned int own = copied && (rt->uffd.features & UPG_FEAT_EVENT_REMOVE);
+	size_t nwake = 0;
+	struct { uintptr_t start; size_t len; } wake[EVICT_RUN_MAX + 1];
+
+	pthread_rwlock_rdlock(&rt->lock);	/* finish_moved looks at extents */
+	pthread_mutex_lock(&pg->zap_lock);
+	for (size_t i = 0; i < run->n; i++) {
+		size_t b = run->b0 + i, blen = upg_block_len(run->r, b), dropped = 0;
+		uint64_t *word = &run->r->state[b], slot = run->s0 + i;
+		uintptr_t bs = block_start(run->r, b);
+		bool took = false;
+
+		if (run->moved[i].r) {
+			took = finish_moved(pg, run, i, copied);
+			wake[nwake].start = block_start(run->moved[i].r, run->moved[i].b);
+			wake[nwake++].len = upg_block_len(run->moved[i].r, run->moved[i].b);
+		}
+		if (run->gone[i] || (run->moved[i].r && run->moved[i].whole)) {
+			if (!took) {
+				slot_discard(pg, slot, 0, blen);
+				slot_free(pg, slot);
+			}
+			upg_pager_release(pg, blen);
+			__atomic_store_n(word, upg_ps_make(UPG_PS_UNMAPPED, 0), __ATOMIC_RELEASE);
+			continue;
+		}
+		if (!copied) {
+			slot_free(pg, slot);
+			__atomic_store_n(word, run->olds[i], __ATOMIC_RELEASE);
+			continue;
+		}
+		for (size_t off = 0; off < blen; off += PAGE)
+			if (run->seen[(bs + off - run->start) / PAGE] > own) {
+				slot_discard(pg, slot, off, PAGE);
+				dropped++;
+			}
+		if (dropped == blen / PAGE) {
+			slot_free(pg, slot);
+			upg_pager_release(pg, blen);
+			__atomic_store_n(word, upg_ps_make(UPG_PS_ABSENT, 0), __ATOMIC_RELEASE);
+			continue;
+		}
+		__atomic_fetch_add(&pg->inactive, blen, __ATOMIC_RELAXED);
+		__atomic_store_n(word, upg_ps_make(UPG_PS_INACTIVE, slot), __ATOMIC_RELEASE);
+		if (run->queue)
+			ring_push(pg, run->r, b, slot);
+		upg_stat_inc(c, deactivations);
+	}
+	run->active = false;
+	pthread_mutex_unlock(&pg->zap_lock);
+	pthread_rwlock_unlock(&rt->lock);
+	wake[nwake].start = run->start;
+	wake[nwake++].len = run->len;
+	for (size_t i = 0; i < nwake; i++)
+		upg_uffd_wake(&rt->uffd, wake[i].start, wake[i].len);
+}
+
+static void copyout_test_hook(struct copy_run *run, unsigned int phase)
+{
+	unsigned int delay = upg_test_copyout_delay_us;
+
+	/* Read first: the test may reset it once it sees the address. */
+	if (!delay || phase != upg_test_copyout_phase)
+		return;
+	upg_test_copyout_addr = run->start;
+	usleep(delay);
+	upg_test_copyout_addr = 0;
+}
+
+/*
+ * Copy the staged run out (see "Copy-out"). Call with copy_mutex and no
+ * other lock: the MADV_DONTNEED waits for a reader to read its event.
+ */
+static void copy_out(struct upg_pager *pg, struct upg_counters *c)
+{
+	struct copy_run *run = &pg->copy;
+	struct upg_runtime *rt = pg->rt;
+	bool copied = false;
+
+	run->pending = false;
+	__atomic_store_n(&run->tid, (uint32_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	/* -EAGAIN (an event unread) or -ENOENT (unmapped): leave it for now. */
+	if (!upg_uffd_writeprotect(&rt->uffd, run->start, run->len, true)) {
+		copyout_test_hook(run, 0);
+		copy_pages(pg, run);
+		copyout_test_hook(run, 1);
+		madvise((void *)run->start, run->len, MADV_DONTNEED);
+		/* Our REMOVE event handled before the finish reads the counts. */
+		if (rt->uffd.features & UPG_FEAT_EVENT_REMOVE)
+			upg_uffd_loop_wait_events(rt->loop);
+		copyout_test_hook(run, 2);
+		copied = true;
+		upg_stat_inc(c, copyouts);
+	} else {
+		upg_stat_add(c, UPG_STAT_deactivate_failed, run->n);
+	}
+	finish_copy_out(pg, c, copied);
+	__atomic_store_n(&run->tid, 0, __ATOMIC_RELEASE);
+}
+
+/*
  * A block cut by an mremap: the new region's block gets its own copy of
  * the evicted data (the same offsets: the layouts line up), or, failing
  * that, nothing (logged: its moved pages then read as zeros).
@@ -709,8 +1148,14 @@ static uint64_t share_block(struct upg_pager *pg, struct upg_region *old, size_t
 	case UPG_PS_INACTIVE:
 		if (!slot_alloc(pg, &slot))
 			break;
-		if (upg_uffd_move(&pg->staging_uffd, (uintptr_t)slot_addr(pg, slot) + (s - bs),
-				  (uintptr_t)slot_addr(pg, upg_ps_slot(w)) + (s - bs), t - s, &done)) {
+		if (pg->copy_out) {
+			/* Plain memory: holes read as zeros. */
+			memcpy(slot_addr(pg, slot) + (s - bs), slot_addr(pg, upg_ps_slot(w)) + (s - bs),
+			       t - s);
+		} else if (upg_uffd_move(&pg->staging_uffd,
+					 (uintptr_t)slot_addr(pg, slot) + (s - bs),
+					 (uintptr_t)slot_addr(pg, upg_ps_slot(w)) + (s - bs),
+					 t - s, &done)) {
 			slot_free(pg, slot);
 			break;
 		}
@@ -745,6 +1190,11 @@ void upg_pager_block_moved(struct upg_runtime *rt, struct upg_region *old, size_
 	size_t olen = upg_block_len(old, j), nlen = upg_block_len(nr, k);
 	bool counted = upg_ps_state(w) == UPG_PS_RESIDENT || upg_ps_state(w) == UPG_PS_INACTIVE;
 
+	if (pg && upg_ps_state(w) == UPG_PS_STAGING) {
+		staging_moved(pg, old, j, nr, k, bs >= from && be <= to,
+			      bs > from ? bs : from, be < to ? be : to);
+		return;
+	}
 	if (bs >= from && be <= to) {
 		/* Wholly moved: the new block takes the word and what it owns. */
 		nr->state[k] = w;
@@ -766,7 +1216,11 @@ void upg_pager_block_moved(struct upg_runtime *rt, struct upg_region *old, size_
 }
 
 
-enum deact { DEACT_OK, DEACT_NONE, DEACT_NO_SLOT };
+/* DEACT_STAGED: a run is claimed for copy_out(), to run with no lock held. */
+enum deact { DEACT_OK, DEACT_NONE, DEACT_NO_SLOT, DEACT_STAGED };
+
+static void stage_run(struct upg_pager *pg, struct upg_region *r, size_t b0, uint64_t s0,
+		      size_t n, const uint64_t *olds, bool queue);
 
 
 /* The slot right after @prev, if it is free (a run of neighbours). */
@@ -912,6 +1366,10 @@ static enum deact deactivate_next(struct upg_pager *pg, struct upg_counters *c)
 				break;
 			}
 			n++;
+		}
+		if (pg->copy_out) {
+			stage_run(pg, r, b0, slot, n, olds, true);
+			return DEACT_STAGED;
 		}
 		move_run(pg, c, r, b0, slot, n, olds, true);
 		return DEACT_OK;
@@ -1077,14 +1535,39 @@ static int evict_batch(struct upg_pager *pg, struct upg_counters *c, size_t max)
  * compressed at once. Returns the blocks compressed. Call inside
  * upg_pager_hold(), with rt->lock shared.
  */
+/* Compress blocks [b, b + k) of @r that are INACTIVE; returns how many. */
+static size_t compress_range(struct upg_pager *pg, struct upg_counters *c,
+			     struct upg_region *r, size_t b, size_t k)
+{
+	uint64_t slots[EVICT_RUN_MAX];
+	size_t lens[EVICT_RUN_MAX], done = 0;
+
+	for (size_t i = b; i < b + k; i++) {
+		long len = compress_block(pg, c, r, i, ANY_SLOT, &slots[done]);
+
+		if (len < 0) {
+			/* Staged but the zpool is full: let the FIFO retry it. */
+			uint64_t w = __atomic_load_n(&r->state[i], __ATOMIC_ACQUIRE);
+
+			if (upg_ps_state(w) == UPG_PS_INACTIVE)
+				ring_push(pg, r, i, upg_ps_slot(w));
+			continue;
+		}
+		if (len)
+			lens[done++] = (size_t)len;
+	}
+	slots_release(pg, slots, lens, done);
+	upg_stat_add(c, UPG_STAT_advise_cold_blocks, done);
+	return done;
+}
+
 size_t upg_pager_cold(struct upg_pager *pg, struct upg_counters *c,
 		      struct upg_region *r, size_t b0, size_t n)
 {
-	uint64_t olds[EVICT_RUN_MAX], slots[EVICT_RUN_MAX], slot, next;
-	size_t lens[EVICT_RUN_MAX], evicted = 0;
+	uint64_t olds[EVICT_RUN_MAX], slot, next;
 
 	for (size_t b = b0; b < b0 + n;) {
-		size_t k = 0, done = 0;
+		size_t k = 0;
 
 		/* No staging slot free: make room the usual way first. */
 		if (!slot_alloc(pg, &slot) && (evict_batch(pg, c, pg->evict_run) < 0 ||
@@ -1099,30 +1582,30 @@ size_t upg_pager_cold(struct upg_pager *pg, struct upg_counters *c,
 			}
 			k++;
 		}
+		if (k && pg->copy_out) {
+			/* Copied out and compressed by upg_pager_cold_finish(). */
+			stage_run(pg, r, b, slot, k, olds, false);
+			return b + k - b0;
+		}
 		if (k)
 			move_run(pg, c, r, b, slot, k, olds, false);
 		else
 			k = 1;	/* not RESIDENT: compress it if INACTIVE */
-		for (size_t i = b; i < b + k; i++) {
-			long len = compress_block(pg, c, r, i, ANY_SLOT, &slots[done]);
-
-			if (len < 0) {
-				/* Staged but the zpool is full: let the FIFO retry it. */
-				uint64_t w = __atomic_load_n(&r->state[i], __ATOMIC_ACQUIRE);
-
-				if (upg_ps_state(w) == UPG_PS_INACTIVE)
-					ring_push(pg, r, i, upg_ps_slot(w));
-				continue;
-			}
-			if (len)
-				lens[done++] = (size_t)len;
-		}
-		slots_release(pg, slots, lens, done);
-		evicted += done;
+		compress_range(pg, c, r, b, k);
 		b += k;
 	}
-	upg_stat_add(c, UPG_STAT_advise_cold_blocks, evicted);
-	return evicted;
+	return n;
+}
+
+void upg_pager_cold_finish(struct upg_pager *pg, struct upg_counters *c)
+{
+	struct copy_run *run = &pg->copy;
+
+	if (!pg->copy.pending)
+		return;
+	copy_out(pg, c);
+	/* copy_mutex keeps the region alive; compression needs no other lock. */
+	compress_range(pg, c, run->r, run->b0, run->n);
 }
 
 void upg_pager_hold(struct upg_pager *pg)
@@ -1226,6 +1709,7 @@ static bool evict_step(struct upg_pager *pg, struct upg_counters *c, size_t low)
 	    pg->ring_len + pg->evict_run <= pg->ring_cap) {
 		switch (deactivate_next(pg, c)) {
 		case DEACT_OK:
+		case DEACT_STAGED:
 			return true;
 		case DEACT_NO_SLOT:
 		case DEACT_NONE:
@@ -1254,12 +1738,17 @@ static void evict_round(struct upg_pager *pg, struct upg_counters *c)
 			low = limit > pg->budget - pg->low ? limit - (pg->budget - pg->low) : 0;
 		if (load(&pg->resident) <= low)
 			return;
+		upg_pager_copy_lock(pg);
 		pthread_rwlock_rdlock(&pg->evict_lock);
 		pthread_rwlock_rdlock(&rt->lock);
-		for (int i = 0; progress && i < EVICT_BATCH && load(&pg->resident) > low; i++)
+		for (int i = 0; progress && i < EVICT_BATCH && load(&pg->resident) > low &&
+				!pg->copy.pending; i++)
 			progress = evict_step(pg, c, low);
 		pthread_rwlock_unlock(&rt->lock);
 		pthread_rwlock_unlock(&pg->evict_lock);
+		if (pg->copy.pending)
+			copy_out(pg, c);
+		upg_pager_copy_unlock(pg);
 		futex_wake_all(&pg->room_seq);
 		/* Faults handed over get the room as soon as the waiters do. */
 		drain_deferred(pg, c);
@@ -1550,6 +2039,7 @@ static void fork_prepare(void)
 {
 	pthread_mutex_lock(&live_lock);
 	for (struct upg_pager *pg = live_pagers; pg; pg = pg->next_live) {
+		upg_pager_copy_lock(pg);	/* no block half out */
 		pthread_rwlock_wrlock(&pg->evict_lock);
 		bring_back_all(pg);
 	}
@@ -1557,8 +2047,10 @@ static void fork_prepare(void)
 
 static void fork_done(void)
 {
-	for (struct upg_pager *pg = live_pagers; pg; pg = pg->next_live)
+	for (struct upg_pager *pg = live_pagers; pg; pg = pg->next_live) {
 		pthread_rwlock_unlock(&pg->evict_lock);
+		upg_pager_copy_unlock(pg);
+	}
 	pthread_mutex_unlock(&live_lock);
 }
 
@@ -1598,16 +2090,18 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 	*out = NULL;
 	if (!o->budget && !o->budget_total)
 		return 0;
-	if (!(upg_runtime_features(rt) & UPG_FEAT_MOVE)) {
-		/* TODO(issue 4): write-protect + copy + MADV_DONTNEED. */
-		upg_err("a budget needs UFFDIO_MOVE (kernel 6.8+); the fallback "
-			"without it is not built yet");
+	if (!(upg_runtime_features(rt) & UPG_FEAT_MOVE) &&
+	    (upg_runtime_features(rt) & (UPG_FEAT_WP | UPG_FEAT_THREAD_ID)) !=
+		    (UPG_FEAT_WP | UPG_FEAT_THREAD_ID)) {
+		upg_err("a budget needs UFFDIO_MOVE (kernel 6.8+), or write-protect "
+			"faults and thread ids to copy pages out (5.7+)");
 		return -EOPNOTSUPP;
 	}
 	pg = calloc(1, sizeof(*pg));
 	if (!pg)
 		return -ENOMEM;
 	pg->rt = rt;
+	pg->copy_out = !(upg_runtime_features(rt) & UPG_FEAT_MOVE);
 	pg->block_size = o->block_size;
 	pg->budget = o->budget ? o->budget : o->budget_total;
 	pg->budget_total = o->budget_total;
@@ -1621,6 +2115,8 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 			pg->evict_run > EVICT_RUN_MAX ? EVICT_RUN_MAX : pg->evict_run;
 	pthread_mutex_init(&pg->lock, NULL);
 	pthread_mutex_init(&pg->defer_lock, NULL);
+	pthread_mutex_init(&pg->copy_mutex, NULL);
+	pthread_mutex_init(&pg->zap_lock, NULL);
 	pthread_rwlockattr_init(&rwa);
 	pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&pg->evict_lock, &rwa);
@@ -1629,9 +2125,11 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 	ret = upg_zpool_create(&zc, &pg->zpool);
 	if (ret)
 		goto err_free;
-	ret = upg_uffd_init_staging(&pg->staging_uffd, o->features);
-	if (ret)
-		goto err_zpool;
+	if (!pg->copy_out) {
+		ret = upg_uffd_init_staging(&pg->staging_uffd, o->features);
+		if (ret)
+			goto err_zpool;
+	}
 	/* Slots for the INACTIVE share and then some; virtual until used. */
 	pg->nr_slots = (inactive_target(pg) + 2 * pg->block_size) / pg->block_size + pg->evict_run;
 	pg->staging = mmap(NULL, pg->nr_slots * pg->block_size, PROT_READ | PROT_WRITE,
@@ -1641,13 +2139,20 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 	pg->ring_cap = 2 * pg->nr_slots;
 	pg->slot_used = calloc(pg->nr_slots, sizeof(*pg->slot_used));
 	pg->ring = calloc(pg->ring_cap, sizeof(*pg->ring));
+	if (pg->copy_out) {
+		pg->copy.seen = calloc(pg->evict_run * pg->block_size / PAGE, 1);
+		pg->copy.vec = calloc(pg->evict_run * pg->block_size / PAGE, 1);
+	}
 	ret = -ENOMEM;
-	if (pg->staging == MAP_FAILED || pg->bufs == MAP_FAILED || !pg->slot_used || !pg->ring)
+	if (pg->staging == MAP_FAILED || pg->bufs == MAP_FAILED || !pg->slot_used || !pg->ring ||
+	    (pg->copy_out && (!pg->copy.seen || !pg->copy.vec)))
 		goto err_maps;
-	ret = upg_uffd_register(&pg->staging_uffd, (uintptr_t)pg->staging,
-				pg->nr_slots * pg->block_size);
-	if (ret)
-		goto err_maps;
+	if (!pg->copy_out) {
+		ret = upg_uffd_register(&pg->staging_uffd, (uintptr_t)pg->staging,
+					pg->nr_slots * pg->block_size, false);
+		if (ret)
+			goto err_maps;
+	}
 	pg->bufs_free = ~0ull;
 	ret = -pthread_create(&pg->evictor, NULL, evictor_main, pg);
 	if (ret)
@@ -1660,6 +2165,8 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 err_maps:
 	free(pg->slot_used);
 	free(pg->ring);
+	free(pg->copy.seen);
+	free(pg->copy.vec);
 	if (pg->bufs != MAP_FAILED && pg->bufs)
 		munmap(pg->bufs, NR_BUFS * pg->block_size);
 	if (pg->staging != MAP_FAILED && pg->staging)
@@ -1670,6 +2177,8 @@ err_zpool:
 err_free:
 	pthread_rwlock_destroy(&pg->evict_lock);
 	pthread_mutex_destroy(&pg->lock);
+	pthread_mutex_destroy(&pg->copy_mutex);
+	pthread_mutex_destroy(&pg->zap_lock);
 	free(pg);
 	return ret;
 }
@@ -1689,7 +2198,11 @@ void upg_pager_destroy(struct upg_pager *pg)
 	upg_zpool_destroy(pg->zpool);
 	free(pg->slot_used);
 	free(pg->ring);
+	free(pg->copy.seen);
+	free(pg->copy.vec);
 	pthread_rwlock_destroy(&pg->evict_lock);
 	pthread_mutex_destroy(&pg->lock);
+	pthread_mutex_destroy(&pg->copy_mutex);
+	pthread_mutex_destroy(&pg->zap_lock);
 	free(pg);
 }

@@ -61,11 +61,39 @@ void upg_pager_unhold(struct upg_pager *pg);
 /*
  * UPG_ADV_COLD on blocks [b0, b0 + n) of @r: RESIDENT ones move out as the
  * clock would move them, and every INACTIVE one is compressed at once.
- * Returns the blocks compressed. Call inside upg_pager_hold(), with
- * rt->lock shared.
+ * Returns how many of the n blocks it went through: all with UFFDIO_MOVE;
+ * without, it stops after claiming a run to copy out, which
+ * upg_pager_cold_finish() copies and compresses. Call inside
+ * upg_pager_copy_lock() and upg_pager_hold(), with rt->lock shared;
+ * upg_pager_cold_finish() after dropping those two.
  */
 size_t upg_pager_cold(struct upg_pager *pg, struct upg_counters *c,
 		      struct upg_region *r, size_t b0, size_t n);
+void upg_pager_cold_finish(struct upg_pager *pg, struct upg_counters *c);
+
+/*
+ * Without UFFDIO_MOVE the clock copies blocks out: write-protect, copy,
+ * MADV_DONTNEED (see pager.c, "Copy-out"). Regions are then registered
+ * for write-protect faults too. False for NULL.
+ */
+bool upg_pager_copies_out(const struct upg_pager *pg);
+/*
+ * Hold off copy-outs, waiting for the one in flight: it holds a region
+ * with no lock while its MADV_DONTNEED waits for a reader. Region destroy
+ * and fork take it before any other lock. No-op for NULL or with MOVE.
+ */
+void upg_pager_copy_lock(struct upg_pager *pg);
+void upg_pager_copy_unlock(struct upg_pager *pg);
+/*
+ * An event met block @b of @r STAGING (being copied out): a REMOVE of
+ * [start, end) of it, or (@unmapped) an UNMAP of all of it. Recorded for
+ * the copier, which applies it when done; nobody waits. False when the
+ * block is STAGING no more: look at it again.
+ */
+bool upg_pager_staging_event(struct upg_runtime *rt, struct upg_region *r, size_t b,
+			     uintptr_t start, uintptr_t end, bool unmapped);
+/* Is thread @tid copying a run out now (its reads fault like anyone's)? */
+bool upg_pager_is_copier(struct upg_pager *pg, uint32_t tid);
 /*
  * Pin or unpin block @b of @r (rt->lock held). Pinning needs it RESIDENT:
  * -EAGAIN otherwise (bring it in and try again).
@@ -114,7 +142,8 @@ void upg_pager_block_dropped(struct upg_runtime *rt, struct upg_region *r,
 /*
  * [start, end), part of block @block of @r, was dropped by MADV_DONTNEED:
  * if the block is INACTIVE or COMPRESSED, those pages must read zeros
- * when it comes back. Waits out a busy block.
+ * when it comes back. Waits out a busy block; a STAGING one gets the
+ * event recorded (upg_pager_staging_event).
  */
 void upg_pager_block_punch(struct upg_runtime *rt, struct upg_region *r,
 			   size_t block, uintptr_t start, uintptr_t end);

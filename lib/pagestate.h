@@ -36,6 +36,15 @@ enum upg_ps {
 	UPG_PS_COMPRESSED,	/* in the zpool; its memory released */
 	/* The evictor owns it (moving out, compressing): faults wait. */
 	UPG_PS_EVICTING,
+	/*
+	 * Being copied out without UFFDIO_MOVE (write-protected, copied to
+	 * its staging slot, dropped with MADV_DONTNEED). That MADV_DONTNEED
+	 * waits for a reader to read its event, so nothing may wait for a
+	 * STAGING block while it holds what readers need: a fault parks
+	 * (the copier wakes it when done), an event is recorded for the
+	 * copier to apply (pager.c, "Copy-out").
+	 */
+	UPG_PS_STAGING,
 };
 
 #define UPG_PS_STATE_MASK	0xfull

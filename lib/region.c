@@ -270,7 +270,7 @@ UPG_API int upg_region_create(struct upg_runtime *rt, size_t len,
 	}
 	r->start = (uintptr_t)p;
 	r->end = r->start + len;
-	ret = upg_uffd_register(&rt->uffd, r->start, len);
+	ret = upg_uffd_register(&rt->uffd, r->start, len, upg_pager_copies_out(rt->pager));
 	if (ret) {
 		upg_err("register %zu bytes: %s", len, strerror(-ret));
 		goto err_unmap;
@@ -344,6 +344,8 @@ UPG_API void upg_region_destroy(struct upg_region *r)
 	if (!r)
 		return;
 	rt = r->rt;
+	/* A copy-out in flight holds @r with no lock: let it finish. */
+	upg_pager_copy_lock(rt->pager);
 	/* Unmaps the application made just before must be in the table. */
 	upg_uffd_loop_wait_events(rt->loop);
 	/* Waits for every fault handler that may hold @r. */
@@ -351,6 +353,7 @@ UPG_API void upg_region_destroy(struct upg_region *r)
 	ext = region_unlink(rt, r, &nr);
 	upg_pager_region_gone(rt->pager, r);
 	pthread_rwlock_unlock(&rt->lock);
+	upg_pager_copy_unlock(rt->pager);
 	region_teardown(r, ext, nr);
 }
 

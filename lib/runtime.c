@@ -16,7 +16,7 @@
 
 static const char *const feature_names[] = {
 	"devnode", "zeropage", "event_remove", "thread_id", "sigbus",
-	"move", "wp_async", "poison", "pagemap_scan",
+	"move", "wp_async", "poison", "pagemap_scan", "wp",
 };
 
 UPG_API const char *upg_feature_name(unsigned int feature)

@@ -14,6 +14,16 @@ extern _Atomic unsigned int upg_test_evict_delay_us;
 /* During that sleep: the address of the block (0 otherwise). */
 extern _Atomic uintptr_t upg_test_evicting_addr;
 
+/*
+ * Sleep this long in a copy-out (no UFFDIO_MOVE) at phase
+ * upg_test_copyout_phase: 0 once the run is write-protected, 1 once it is
+ * copied, 2 once it is dropped (MADV_DONTNEED, event handled); meanwhile
+ * upg_test_copyout_addr is its start.
+ */
+extern _Atomic unsigned int upg_test_copyout_delay_us;
+extern _Atomic unsigned int upg_test_copyout_phase;
+extern _Atomic uintptr_t upg_test_copyout_addr;
+
 struct upg_region;
 /*
  * Make block @block of @r undecodable if it is a COMPRESSED single page:

@@ -7,6 +7,13 @@
 
 #include "helpers.h"
 
+unsigned int t_pager_features = UPG_FEAT_ALL;
+
+void t_copy_out_mode(void)
+{
+	t_pager_features = UPG_FEAT_ALL & ~UPG_FEAT_MOVE;
+}
+
 void t_options_default(struct upg_options *o)
 {
 	extern char **environ;

@@ -17,6 +17,20 @@
 struct upg_runtime *t_runtime_create(size_t block_size, unsigned int features);
 struct upg_runtime *t_runtime_create_opts(const struct upg_options *o);
 
+/*
+ * Features the paging tests' runtimes may use; t_copy_out_mode() takes
+ * UFFDIO_MOVE away, so blocks leave by write-protect, copy, MADV_DONTNEED.
+ * T_BOTH_WAYS(suite, name, secs) { body } defines a test run in @suite and
+ * again in suite copyout.
+ */
+extern unsigned int t_pager_features;
+void t_copy_out_mode(void);
+#define T_BOTH_WAYS(suite, name, secs)						\
+	static void name(void);							\
+	Test(suite, name, .timeout = secs) { name(); }				\
+	Test(copyout, name, .timeout = secs, .init = t_copy_out_mode) { name(); } \
+	static void name(void)
+
 /* Defaults without the environment's UPAGER_* variables. */
 void t_options_default(struct upg_options *o);
 

@@ -23,6 +23,7 @@ static struct upg_runtime *budget_runtime(size_t budget)
 	t_options_default(&o);
 	o.block_size = 64 * KIB;
 	o.budget = budget;
+	o.features = t_pager_features;
 	return t_runtime_create_opts(&o);
 }
 
@@ -53,7 +54,7 @@ static size_t pages_present(void *p, size_t len)
 	return n;
 }
 
-Test(advise, willneed_brings_evicted_memory_back_without_faults, .timeout = 60)
+T_BOTH_WAYS(advise, willneed_brings_evicted_memory_back_without_faults, 60)
 {
 	/*
 	 * A small share of the budget: the clock takes a prefetched block
@@ -76,7 +77,7 @@ Test(advise, willneed_brings_evicted_memory_back_without_faults, .timeout = 60)
 	upg_runtime_destroy(rt);
 }
 
-Test(advise, cold_compresses_a_resident_range_at_once, .timeout = 60)
+T_BOTH_WAYS(advise, cold_compresses_a_resident_range_at_once, 60)
 {
 	struct upg_runtime *rt = budget_runtime(8 * MIB);
 	uint8_t *base = filled_region(rt, 1 * MIB, 2);
@@ -96,7 +97,7 @@ Test(advise, cold_compresses_a_resident_range_at_once, .timeout = 60)
 	upg_runtime_destroy(rt);
 }
 
-Test(advise, hot_moves_staged_blocks_back_without_decompressing, .timeout = 60)
+T_BOTH_WAYS(advise, hot_moves_staged_blocks_back_without_decompressing, 60)
 {
 	struct upg_runtime *rt = budget_runtime(1 * MIB);
 	uint8_t *base = filled_region(rt, 4 * MIB, 3);
@@ -164,7 +165,7 @@ Test(advise, bad_advice_and_unmanaged_ranges_are_refused, .timeout = 30)
 	upg_runtime_destroy(rt);
 }
 
-Test(advise, pinned_range_stays_resident_under_pressure_and_cold, .timeout = 120)
+T_BOTH_WAYS(advise, pinned_range_stays_resident_under_pressure_and_cold, 120)
 {
 	struct upg_runtime *rt = budget_runtime(1 * MIB);
 	uint8_t *base = filled_region(rt, 4 * MIB, 5);

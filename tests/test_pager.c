@@ -3,7 +3,9 @@
  * through eviction to the zpool and back, under threads, with faults that
  * meet blocks being evicted, kernel-mode reads into compressed memory,
  * MADV_DONTNEED and munmap of evicted memory, and a resident size that
- * stays under the budget.
+ * stays under the budget. Suite copyout runs the same without UFFDIO_MOVE
+ * (blocks copied out) and forces each phase of a copy-out to meet a
+ * write, a read, MADV_DONTNEED, munmap and mremap.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -85,6 +87,8 @@ static bool page_ok(const uint8_t *p, size_t pg, uint32_t v, enum kind k)
 	return memcmp(p, want, T_PAGE) == 0;
 }
 
+static enum upg_fault_mode pager_fault_mode = UPG_FAULT_POLL;
+
 static struct upg_runtime *pager_runtime(size_t bs, size_t budget)
 {
 	struct upg_options o;
@@ -92,6 +96,8 @@ static struct upg_runtime *pager_runtime(size_t bs, size_t budget)
 	t_options_default(&o);
 	o.block_size = bs;
 	o.budget = budget;
+	o.features = t_pager_features;
+	o.fault_mode = pager_fault_mode;
 	return t_runtime_create_opts(&o);
 }
 
@@ -177,6 +183,8 @@ static void integrity(size_t bs, enum kind k, unsigned int threads, uint64_t ops
 			  "page %zu (version %u) wrong at the end", pg, version[pg]);
 	t_stats_settled(rt, st);
 	cr_assert_gt(st->evictions, 0, "nothing was evicted");
+	if (!(t_pager_features & UPG_FEAT_MOVE))
+		cr_assert_gt(st->copyouts, 0, "nothing was copied out");
 	cr_assert_gt(st->swapins, 0, "nothing came back from the zpool");
 	cr_assert_eq(st->swapin_failed, 0);
 	free(version);
@@ -184,7 +192,7 @@ static void integrity(size_t bs, enum kind k, unsigned int threads, uint64_t ops
 	upg_runtime_destroy(rt);
 }
 
-Test(pager, text_pages_survive_eviction_under_four_threads, .timeout = 240)
+T_BOTH_WAYS(pager, text_pages_survive_eviction_under_four_threads, 240)
 {
 	struct upg_stats st;
 
@@ -206,7 +214,20 @@ Test(pager, zero_and_one_word_pages_survive_eviction, .timeout = 240)
 	integrity(64ul << 10, K_ZERO, 2, 1000000, &st);
 }
 
-Test(pager, mixed_pages_survive_eviction_2m_blocks, .timeout = 240)
+/*
+ * SIGBUS mode: the faulting thread resolves its own fault, and cannot
+ * tell a write to a write-protected page from a missing one.
+ */
+Test(copyout, text_pages_survive_eviction_in_sigbus_mode, .timeout = 240,
+     .init = t_copy_out_mode)
+{
+	struct upg_stats st;
+
+	pager_fault_mode = UPG_FAULT_SIGBUS;
+	integrity(T_PAGE, K_TEXT, 3, 100000, &st);
+}
+
+T_BOTH_WAYS(pager, mixed_pages_survive_eviction_2m_blocks, 240)
 {
 	struct upg_stats st;
 
@@ -236,7 +257,7 @@ static size_t mapping_rss(const void *addr)
 	return kb << 10;
 }
 
-Test(pager, resident_memory_stays_under_the_budget, .timeout = 120)
+T_BOTH_WAYS(pager, resident_memory_stays_under_the_budget, 120)
 {
 	size_t bs = 64ul << 10, budget = 16ul << 20, len = 64ul << 20, peak = 0;
 	struct upg_runtime *rt = pager_runtime(bs, budget);
@@ -296,7 +317,7 @@ static void *touch_main(void *arg)
  * block meanwhile: the fault must wait for the eviction, then bring the
  * block back with its data; none lost, none doubled.
  */
-Test(pager, fault_on_a_block_being_evicted_waits_and_sees_its_data, .timeout = 120)
+T_BOTH_WAYS(pager, fault_on_a_block_being_evicted_waits_and_sees_its_data, 120)
 {
 	size_t bs = 64ul << 10, budget = 8 * bs, len = 32 * bs, first;
 	struct upg_options o;
@@ -311,6 +332,7 @@ Test(pager, fault_on_a_block_being_evicted_waits_and_sees_its_data, .timeout = 1
 	 */
 	t_options_default(&o);
 	o.block_size = bs;
+	o.features = t_pager_features;
 	o.budget = budget;
 	o.fault_threads = 3;
 	rt = t_runtime_create_opts(&o);
@@ -365,7 +387,7 @@ static void push_out(struct upg_runtime *rt, size_t budget)
 	upg_region_destroy(other);
 }
 
-Test(pager, kernel_reads_compressed_memory_through_write2, .timeout = 60)
+T_BOTH_WAYS(pager, kernel_reads_compressed_memory_through_write2, 60)
 {
 	size_t budget = 4ul << 20;
 	struct upg_runtime *rt;
@@ -390,7 +412,7 @@ Test(pager, kernel_reads_compressed_memory_through_write2, .timeout = 60)
 	upg_runtime_destroy(rt);
 }
 
-Test(pager, dontneed_of_evicted_memory_reads_zeros, .timeout = 60)
+T_BOTH_WAYS(pager, dontneed_of_evicted_memory_reads_zeros, 60)
 {
 	size_t bs = 64ul << 10, budget = 2ul << 20, len = 2ul << 20;
 	struct upg_runtime *rt;
@@ -416,7 +438,7 @@ Test(pager, dontneed_of_evicted_memory_reads_zeros, .timeout = 60)
 	upg_runtime_destroy(rt);
 }
 
-Test(pager, unmapped_and_destroyed_regions_give_their_store_back, .timeout = 60)
+T_BOTH_WAYS(pager, unmapped_and_destroyed_regions_give_their_store_back, 60)
 {
 	size_t len = 8ul << 20;
 	struct upg_runtime *rt;
@@ -453,22 +475,22 @@ Test(pager, budget_below_one_block_is_refused, .timeout = 30)
 	cr_assert_eq(upg_runtime_create(&o, &rt), -EINVAL);
 }
 
-/* Until the write-protect fallback exists, say so rather than pretend. */
-Test(pager, budget_without_move_is_refused_with_eopnotsupp, .timeout = 30)
+/* Neither UFFDIO_MOVE nor write-protect faults: no way to move a page out. */
+Test(pager, budget_without_move_or_wp_is_refused_with_eopnotsupp, .timeout = 30)
 {
 	struct upg_options o;
 	struct upg_runtime *rt = NULL;
 
 	t_options_default(&o);
 	o.budget = 1ul << 20;
-	o.features &= ~UPG_FEAT_MOVE;
+	o.features &= ~(UPG_FEAT_MOVE | UPG_FEAT_WP);
 	t_log_capture();
 	cr_assert_eq(upg_runtime_create(&o, &rt), -EOPNOTSUPP);
 	cr_assert(t_log_contains("UFFDIO_MOVE"));
 }
 
 /* mremap moves a region's pages; its evicted blocks must follow them. */
-Test(pager, mremap_carries_evicted_blocks_to_the_new_address, .timeout = 60)
+T_BOTH_WAYS(pager, mremap_carries_evicted_blocks_to_the_new_address, 60)
 {
 	size_t budget = 2ul << 20, len = 8ul << 20;
 	struct upg_runtime *rt;
@@ -497,7 +519,7 @@ Test(pager, mremap_carries_evicted_blocks_to_the_new_address, .timeout = 60)
 }
 
 /* A block evicted whole, then cut in two by a munmap in its middle. */
-Test(pager, munmap_inside_an_evicted_block_keeps_both_sides, .timeout = 60)
+T_BOTH_WAYS(pager, munmap_inside_an_evicted_block_keeps_both_sides, 60)
 {
 	size_t budget = 1ul << 20, len = 4ul << 20, bs = 64ul << 10;
 	struct upg_runtime *rt;
@@ -518,7 +540,7 @@ Test(pager, munmap_inside_an_evicted_block_keeps_both_sides, .timeout = 60)
  * fork(): the child gets a full copy (evicted blocks are brought back
  * before fork), and the parent keeps its data too.
  */
-Test(pager, fork_child_and_parent_both_see_evicted_data, .timeout = 60)
+T_BOTH_WAYS(pager, fork_child_and_parent_both_see_evicted_data, 60)
 {
 	size_t budget = 2ul << 20, len = 8ul << 20;
 	struct upg_runtime *rt;
@@ -550,7 +572,7 @@ Test(pager, fork_child_and_parent_both_see_evicted_data, .timeout = 60)
 }
 
 /* A part of a region, cut mid-block at both ends, moved elsewhere. */
-Test(pager, mremap_of_part_of_a_region_keeps_both_parts, .timeout = 60)
+T_BOTH_WAYS(pager, mremap_of_part_of_a_region_keeps_both_parts, 60)
 {
 	size_t budget = 2ul << 20, len = 8ul << 20, first = 21, nr = 300;
 	struct upg_runtime *rt;
@@ -665,7 +687,7 @@ Test(pager, undecodable_page_gives_sigbus_without_poison_too, .timeout = 60)
  * next blocks in with each fault, so it takes far fewer faults than
  * blocks; a scattered read starts no stream.
  */
-Test(pager, sequential_stream_reads_ahead_and_a_scattered_one_does_not, .timeout = 60)
+T_BOTH_WAYS(pager, sequential_stream_reads_ahead_and_a_scattered_one_does_not, 60)
 {
 	struct upg_runtime *rt = pager_runtime(T_PAGE, 4ul << 20);
 	struct upg_region *r = t_region_create(rt, 16ul << 20);
@@ -739,7 +761,7 @@ static void *dontneed_loop(void *arg)
 	return NULL;
 }
 
-Test(pager, swap_in_refused_by_an_unread_event_keeps_the_data, .timeout = 120)
+T_BOTH_WAYS(pager, swap_in_refused_by_an_unread_event_keeps_the_data, 120)
 {
 	/* Blocks of 16 pages: a refused fill leaves part of a block mapped. */
 	struct upg_runtime *rt = pager_runtime(64ul << 10, 64ul << 20);
@@ -766,3 +788,202 @@ Test(pager, swap_in_refused_by_an_unread_event_keeps_the_data, .timeout = 120)
 	cr_assert_gt(st.swapins, nr / 16);
 	upg_runtime_destroy(rt);
 }
+
+/*
+ * Copy-out (no UFFDIO_MOVE): what the application does to a block while
+ * it is being copied out. The copier is held 200 ms at a phase (0: the
+ * run write-protected, 1: copied, 2: dropped with MADV_DONTNEED) while
+ * another region is read to make the evictor work.
+ */
+struct copyout_scene {
+	struct upg_runtime *rt;
+	struct upg_region *a, *b;	/* a: the victims; b: read for pressure */
+	uint8_t *base;
+	size_t len;
+	pthread_t presser;
+	volatile bool stop;
+};
+
+static void *press_main(void *arg)
+{
+	struct copyout_scene *s = arg;
+	uint8_t *b = upg_region_addr(s->b);
+
+	for (size_t pg = 0; !s->stop; pg = (pg + 1) % (s->len / T_PAGE))
+		cr_assert(page_ok(b + pg * T_PAGE, pg, 1, K_TEXT), "pressure page %zu", pg);
+	return NULL;
+}
+
+/* A victim: the first block of a run held at @phase, in region a. */
+static uintptr_t copyout_victim(struct copyout_scene *s, unsigned int phase)
+{
+	s->len = 8ul << 20;
+	t_copy_out_mode();
+	s->rt = pager_runtime(T_PAGE, 2ul << 20);
+	s->a = t_region_create(s->rt, s->len);
+	s->b = t_region_create(s->rt, s->len);
+	s->base = upg_region_addr(s->a);
+	for (size_t pg = 0; pg < s->len / T_PAGE; pg++) {
+		gen_page(s->base + pg * T_PAGE, pg, 1, K_TEXT);
+		gen_page((uint8_t *)upg_region_addr(s->b) + pg * T_PAGE, pg, 1, K_TEXT);
+	}
+	upg_test_copyout_phase = phase;
+	pthread_create(&s->presser, NULL, press_main, s);
+	for (int attempt = 0; attempt < 50; attempt++) {
+		uintptr_t v;
+
+		upg_test_copyout_delay_us = 200000;
+		while (!(v = upg_test_copyout_addr))
+			usleep(1000);
+		if (v >= (uintptr_t)s->base && v + 2 * T_PAGE <= (uintptr_t)s->base + s->len)
+			return v;
+		/* A run of the pressure region: let it go, wait for the next. */
+		upg_test_copyout_delay_us = 0;
+		while (upg_test_copyout_addr == v)
+			usleep(1000);
+	}
+	cr_assert_fail("no copy-out of the victim region in 50 tries");
+	return 0;
+}
+
+/* Release the copier, stop the pressure, check region a but @skip. */
+static void copyout_end(struct copyout_scene *s, uintptr_t skip)
+{
+	upg_test_copyout_delay_us = 0;
+	s->stop = true;
+	pthread_join(s->presser, NULL);
+	for (size_t pg = 0; pg < s->len / T_PAGE; pg++)
+		if ((uintptr_t)s->base + pg * T_PAGE != skip)
+			cr_assert(page_ok(s->base + pg * T_PAGE, pg, 1, K_TEXT), "page %zu", pg);
+}
+
+static void copyout_free(struct copyout_scene *s)
+{
+	upg_region_destroy(s->a);
+	upg_region_destroy(s->b);
+	upg_runtime_destroy(s->rt);
+}
+
+struct access {
+	uint8_t *p;
+	size_t pg;
+	bool write;
+	volatile bool done;
+	bool ok;
+	pthread_t thread;
+};
+
+static void *access_main(void *arg)
+{
+	struct access *x = arg;
+
+	if (x->write)
+		gen_page(x->p, x->pg, 2, K_TEXT);
+	else
+		x->ok = page_ok(x->p, x->pg, 1, K_TEXT);
+	x->done = true;
+	return NULL;
+}
+
+/*
+ * A write to the block once it is write-protected must wait for the
+ * copy-out (else it would land in a page about to be dropped and be
+ * lost), then land. A read goes through while the page is still mapped
+ * (read-only), waits once it is dropped, and sees its data either way.
+ */
+static void access_during_copy_out(bool write, unsigned int phase)
+{
+	struct copyout_scene s = { 0 };
+	uintptr_t v = copyout_victim(&s, phase);
+	size_t pg = (v - (uintptr_t)s.base) / T_PAGE;
+	struct access x = { .p = (uint8_t *)v, .pg = pg, .write = write };
+	struct upg_stats st;
+
+	pthread_create(&x.thread, NULL, access_main, &x);
+	usleep(50000);
+	if (write || phase == 2)
+		cr_assert(!x.done, "the access went through a block being copied out");
+	copyout_end(&s, v);
+	pthread_join(x.thread, NULL);
+	if (write)
+		cr_assert(page_ok((uint8_t *)v, pg, 2, K_TEXT), "the write was lost");
+	else
+		cr_assert(x.ok, "the read saw wrong data");
+	t_stats_settled(s.rt, &st);
+	if (write || phase == 2)
+		cr_assert_gt(st.copyout_parked, 0);
+	copyout_free(&s);
+}
+
+/*
+ * MADV_DONTNEED of one page of the run while it is copied out: that page
+ * reads zeros after (at phase 1 only the count of REMOVE events tells:
+ * the slot has its data), and the copier's own MADV_DONTNEED of the run
+ * is not taken for the application's (the rest keeps its data).
+ */
+static void dontneed_during_copy_out(unsigned int phase)
+{
+	struct copyout_scene s = { 0 };
+	uintptr_t v = copyout_victim(&s, phase);
+
+	cr_assert_eq(madvise((void *)v, T_PAGE, MADV_DONTNEED), 0);
+	copyout_end(&s, v);
+	cr_assert(t_page_is_zero((void *)v), "a page dropped during the copy-out kept data");
+	copyout_free(&s);
+}
+
+/* munmap of one page of the run meanwhile: the rest keeps its data. */
+static void munmap_during_copy_out(unsigned int phase)
+{
+	struct copyout_scene s = { 0 };
+	uintptr_t v = copyout_victim(&s, phase);
+	struct upg_stats st;
+
+	cr_assert_eq(munmap((void *)v, T_PAGE), 0);
+	copyout_end(&s, v);
+	t_stats_settled(s.rt, &st);
+	cr_assert_leq(st.resident_bytes, st.budget_bytes);
+	copyout_free(&s);
+}
+
+/*
+ * mremap of one page of the run meanwhile: its data goes with it (in the
+ * page itself before phase 2, from the slot after).
+ */
+static void mremap_during_copy_out(unsigned int phase)
+{
+	struct copyout_scene s = { 0 };
+	uintptr_t v = copyout_victim(&s, phase);
+	size_t pg = (v - (uintptr_t)s.base) / T_PAGE;
+	uint8_t *to = mmap(NULL, 4 * T_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert_neq(to, MAP_FAILED);
+	to = mremap((void *)v, T_PAGE, T_PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, to + T_PAGE);
+	cr_assert_neq(to, MAP_FAILED, "mremap: %s", strerror(errno));
+	copyout_end(&s, v);
+	cr_assert(page_ok(to, pg, 1, K_TEXT), "the moved page lost its data");
+	/* Still ours, and writable (a write-protect went with it). */
+	gen_page(to, pg, 3, K_TEXT);
+	cr_assert(page_ok(to, pg, 3, K_TEXT));
+	munmap(to, T_PAGE);
+	copyout_free(&s);
+}
+
+#define AT_PHASE(what, fn, phase)						\
+	Test(copyout, what##_at_phase_##phase, .timeout = 60) { fn(phase); }
+
+static void write_during(unsigned int phase) { access_during_copy_out(true, phase); }
+static void read_during(unsigned int phase) { access_during_copy_out(false, phase); }
+
+AT_PHASE(write_waits_and_lands, write_during, 0)
+AT_PHASE(write_waits_and_lands, write_during, 1)
+AT_PHASE(write_waits_and_lands, write_during, 2)
+AT_PHASE(read_sees_its_data, read_during, 0)
+AT_PHASE(read_sees_its_data, read_during, 2)
+AT_PHASE(dontneed_reads_zeros_there_only, dontneed_during_copy_out, 0)
+AT_PHASE(dontneed_reads_zeros_there_only, dontneed_during_copy_out, 1)
+AT_PHASE(dontneed_reads_zeros_there_only, dontneed_during_copy_out, 2)
+AT_PHASE(munmap_keeps_the_rest, munmap_during_copy_out, 0)
+AT_PHASE(munmap_keeps_the_rest, munmap_during_copy_out, 2)
+AT_PHASE(mremap_carries_the_data, mremap_during_copy_out, 0)
+AT_PHASE(mremap_carries_the_data, mremap_during_copy_out, 2)

@@ -39,8 +39,9 @@ enum upg_feature {
 	UPG_FEAT_WP_ASYNC	= 1u << 6,	/* async write-protect (6.7+) */
 	UPG_FEAT_POISON		= 1u << 7,	/* UFFDIO_POISON (6.6+) */
 	UPG_FEAT_PAGEMAP_SCAN	= 1u << 8,	/* PAGEMAP_SCAN ioctl (6.7+) */
+	UPG_FEAT_WP		= 1u << 9,	/* write-protect faults (5.7+) */
 };
-#define UPG_FEAT_ALL	((1u << 9) - 1)
+#define UPG_FEAT_ALL	((1u << 10) - 1)
 
 /* Name of one UPG_FEAT_* bit ("zeropage"), or NULL for an unknown bit. */
 UPG_API const char *upg_feature_name(unsigned int feature);
@@ -325,7 +326,9 @@ UPG_API size_t upg_region_len(const struct upg_region *region);
 	X(pin_skipped)		/* pinned blocks the clock passed over */ \
 	X(oom_events)		/* fills that found the budget could not be kept */ \
 	X(oom_callbacks)	/* ... and asked oom_callback */	\
-	X(overcommit_refused)	/* regions refused by the overcommit policy */
+	X(overcommit_refused)	/* regions refused by the overcommit policy */ \
+	X(copyouts)		/* runs copied out without UFFDIO_MOVE */ \
+	X(copyout_parked)	/* faults parked on a block being copied out */
 
 #define UPG_LAT_BUCKETS	512
 

@@ -68,6 +68,7 @@ static void dispatch(struct upg_uffd_loop *l, struct upg_counters *c,
 	case UFFD_EVENT_PAGEFAULT:
 		l->ops->fault(l->ctx, c, (uintptr_t)m->arg.pagefault.address,
 			      m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE,
+			      m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP,
 			      (l->u->features & UPG_FEAT_THREAD_ID) ? m->arg.pagefault.feat.ptid : 0);
 		upg_lat_record(c, upg_now_ns() - read_ns);
 		break;

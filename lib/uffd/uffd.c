@@ -114,6 +114,8 @@ static unsigned int usable_features(uint64_t offered, unsigned int allowed,
 		f |= UPG_FEAT_WP_ASYNC;
 	if (offered & UFFD_FEATURE_POISON)
 		f |= UPG_FEAT_POISON;
+	if (offered & UFFD_FEATURE_PAGEFAULT_FLAG_WP)
+		f |= UPG_FEAT_WP;
 	if (have_pagemap_scan())
 		f |= UPG_FEAT_PAGEMAP_SCAN;
 	return f & allowed;
@@ -134,6 +136,8 @@ static uint64_t kernel_request(unsigned int f, bool sigbus, bool bare)
 		req |= UFFD_FEATURE_MOVE;
 	if (f & UPG_FEAT_POISON)
 		req |= UFFD_FEATURE_POISON;
+	if (f & UPG_FEAT_WP)
+		req |= UFFD_FEATURE_PAGEFAULT_FLAG_WP;
 	if (sigbus)
 		req |= UFFD_FEATURE_SIGBUS;
 	/* WP_ASYNC changes what a WP registration means: requested by its user. */
@@ -213,9 +217,10 @@ void upg_uffd_fini(struct upg_uffd *u)
 	u->zeros = NULL;
 }
 
-int upg_uffd_register(struct upg_uffd *u, uintptr_t start, size_t len)
+int upg_uffd_register(struct upg_uffd *u, uintptr_t start, size_t len, bool wp)
 {
-	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING,
+	struct uffdio_register reg = {
+		.mode = UFFDIO_REGISTER_MODE_MISSING | (wp ? UFFDIO_REGISTER_MODE_WP : 0),
 		.range = { .start = start, .len = len } };
 	int ret;
 
@@ -298,6 +303,14 @@ int upg_uffd_move(struct upg_uffd *u, uintptr_t dst, uintptr_t src, size_t len,
 	}
 	*done = 0;
 	return mv.move < 0 ? (int)mv.move : ret;
+}
+
+int upg_uffd_writeprotect(struct upg_uffd *u, uintptr_t start, size_t len, bool wp)
+{
+	struct uffdio_writeprotect w = { .range = { .start = start, .len = len },
+					 .mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0 };
+
+	return uffd_ioctl(u->fd, UFFDIO_WRITEPROTECT, &w);
 }
 
 int upg_uffd_poison(struct upg_uffd *u, uintptr_t start, size_t len)

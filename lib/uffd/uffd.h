@@ -41,7 +41,8 @@ int upg_uffd_init(struct upg_uffd *u, unsigned int allowed, bool sigbus);
 int upg_uffd_init_staging(struct upg_uffd *u, unsigned int allowed);
 void upg_uffd_fini(struct upg_uffd *u);
 
-int upg_uffd_register(struct upg_uffd *u, uintptr_t start, size_t len);
+/* @wp: write-protect faults too (UPG_FEAT_WP), as the copy-out needs. */
+int upg_uffd_register(struct upg_uffd *u, uintptr_t start, size_t len, bool wp);
 int upg_uffd_unregister(struct upg_uffd *u, uintptr_t start, size_t len);
 
 /*
@@ -79,14 +80,25 @@ int upg_uffd_move(struct upg_uffd *u, uintptr_t dst, uintptr_t src, size_t len,
  */
 int upg_uffd_poison(struct upg_uffd *u, uintptr_t start, size_t len);
 
+/*
+ * Write-protect [start, start + len) (@wp), or lift the protection and
+ * wake the threads waiting to write there. The range must be registered
+ * with @wp. Only present pages are affected. -EAGAIN while an event is
+ * unread (the mm is changing), -ENOENT where the range is not registered.
+ */
+int upg_uffd_writeprotect(struct upg_uffd *u, uintptr_t start, size_t len, bool wp);
+
 /* Wake threads waiting on faults in the range: they retry the access. */
 int upg_uffd_wake(struct upg_uffd *u, uintptr_t start, size_t len);
 
 /* What a reader thread hands to the core, one call per message. */
 struct upg_uffd_ops {
-	/* @tid: the faulting thread (0 without UPG_FEAT_THREAD_ID). */
+	/*
+	 * @write: a write; @wp: a write to a write-protected page. @tid: the
+	 * faulting thread (0 without UPG_FEAT_THREAD_ID).
+	 */
 	void (*fault)(void *ctx, struct upg_counters *c, uintptr_t addr,
-		      bool write, uint32_t tid);
+		      bool write, bool wp, uint32_t tid);
 	void (*remove)(void *ctx, struct upg_counters *c, uintptr_t start,
 		       uintptr_t end);
 	void (*unmap)(void *ctx, struct upg_counters *c, uintptr_t start,
