@@ -432,11 +432,11 @@ static bool fill_from(struct upg_runtime *rt, struct upg_counters *c,
 }
 
 /*
- * Fault on an INACTIVE block: move its pages back from the slot, each
- * mapped piece of it. Pages of parts unmapped since are dropped with the
- * slot. Refused for now (-EAGAIN): the block stays INACTIVE in its slot,
- * whatever moved back already mapped (a later move skips those: their
- * source is a hole now).
+ * Fault on an INACTIVE block: move its pages back from the slot (copy
+ * them, without UFFDIO_MOVE), each mapped piece of it. Pages of parts
+ * unmapped since are dropped with the slot. Refused for now (-EAGAIN):
+ * the block stays INACTIVE in its slot, whatever went back already mapped
+ * (a later move or copy skips those pages).
  */
 static void reactivate(struct upg_pager *pg, struct upg_counters *c,
 		       struct upg_region *r, size_t b, uint64_t slot,
@@ -694,7 +694,6 @@ void upg_pager_block_punch(struct upg_runtime *rt, struct upg_region *r,
 	__atomic_store_n(word, old, __ATOMIC_RELEASE);
 }
 
-/* Queue an INACTIVE block at the FIFO's tail; false when it is full. */
 /*
  * Drop the entries of blocks no longer INACTIVE in their slot (moved back,
  * dropped, region gone), keeping the order. A busy block may come back
@@ -718,6 +717,7 @@ static void ring_compact(struct upg_pager *pg)
 	pg->ring_len = kept;
 }
 
+/* Queue an INACTIVE block at the FIFO's tail; false when it is full. */
 static bool ring_push(struct upg_pager *pg, struct upg_region *r, size_t b, uint64_t slot)
 {
 	bool ok;
