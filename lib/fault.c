@@ -233,17 +233,39 @@ static enum fault_result fault_on_staging(const struct upg_extent *e, struct upg
 	return FAULT_DONE;
 }
 
+/* Lift write-protection for a write at @page, in a block held FILLING. */
+static void unprotect(const struct upg_extent *e, uintptr_t page, uint64_t old)
+{
+	struct upg_region *r = e->region;
+	uintptr_t start = page, end = page + PAGE;
+
+	if (old & UPG_PS_CLEAN) {
+		size_t b = (page - r->start) >> r->block_shift;
+
+		start = r->start + (b << r->block_shift);
+		end = start + upg_block_len(r, b);
+		start = start < e->start ? e->start : start;
+		end = end > e->end ? e->end : end;
+	}
+	/* Refused (an event not read yet: -EAGAIN): the writer faults again. */
+	if (upg_uffd_writeprotect(&r->rt->uffd, start, end - start, false))
+		upg_uffd_wake(&r->rt->uffd, start, end - start);
+}
+
 /*
- * A write to a write-protected page (left so by a copy-out that did not
- * go ahead, or carried by an mremap): lift the protection, which wakes
- * the writer. The block is held (FILLING) meanwhile if RESIDENT, so the
- * clock cannot write-protect it again for a copy-out in between.
+ * A write to a write-protected page: a block with a clean copy (pager.c,
+ * "Clean copies") forgets it and the whole block (its part in @e) is
+ * unprotected; else (a copy-out that did not go ahead, a copy dropped
+ * before) just the page. Lifting the protection wakes the writer. The
+ * block is held (FILLING) meanwhile if RESIDENT, so the clock cannot move
+ * it out with its copy, or write-protect it for a copy-out, in between.
  */
 static enum fault_result fault_wp(const struct upg_extent *e, struct upg_counters *c,
 				  uintptr_t page, unsigned int flags)
 {
 	struct upg_region *r = e->region;
-	uint64_t *word = &r->state[(page - r->start) >> r->block_shift];
+	size_t b = (page - r->start) >> r->block_shift;
+	uint64_t *word = &r->state[b];
 
 	for (;;) {
 		uint64_t old = __atomic_load_n(word, __ATOMIC_ACQUIRE);
@@ -255,14 +277,15 @@ static enum fault_result fault_wp(const struct upg_extent *e, struct upg_counter
 			continue;
 		}
 		if (upg_ps_state(old) != UPG_PS_RESIDENT) {
-			upg_uffd_writeprotect(&r->rt->uffd, page, PAGE, false);
+			unprotect(e, page, 0);
 			return FAULT_DONE;
 		}
 		if (!__atomic_compare_exchange_n(word, &old, upg_ps_with_state(old, UPG_PS_FILLING),
 						 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 			continue;
-		upg_uffd_writeprotect(&r->rt->uffd, page, PAGE, false);
-		__atomic_store_n(word, old, __ATOMIC_RELEASE);
+		unprotect(e, page, old);
+		__atomic_store_n(word, upg_pager_clean_drop(r->rt->pager, c, old),
+				 __ATOMIC_RELEASE);
 		return FAULT_DONE;
 	}
 }
@@ -328,11 +351,15 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 					upg_ps_with_state(old, UPG_PS_FILLING), false,
 					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 				continue;
-			if (fill_page(r->rt, c, page, write))
+			if (fill_page(r->rt, c, page, write)) {
+				/* Its clean copy has the page's old data. */
 				upg_stat_inc(c, fill_single);
-			else if (write && upg_pager_copies_out(pg))
+				old = upg_pager_clean_drop(pg, c, old);
+			} else if (write && upg_pager_write_protects(pg)) {
 				/* SIGBUS mode cannot tell a write-protect fault. */
-				upg_uffd_writeprotect(&r->rt->uffd, page, PAGE, false);
+				unprotect(e, page, old);
+				old = upg_pager_clean_drop(pg, c, old);
+			}
 			__atomic_store_n(word, old, __ATOMIC_RELEASE);
 			return FAULT_DONE;
 		case UPG_PS_UNMAPPED:
@@ -348,7 +375,7 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 			return FAULT_DONE;
 		case UPG_PS_INACTIVE:
 			/* Still counted resident: no reserve. */
-			if (!upg_pager_fault(pg, c, e, b, old, page, true))
+			if (!upg_pager_fault(pg, c, e, b, old, page, true, write))
 				continue;
 			if (!prefetch)
 				readahead_evicted(e, c, b);
@@ -358,7 +385,7 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 		case UPG_PS_COMPRESSED:
 			if (!upg_pager_try_reserve(pg, upg_block_len(r, b)))
 				return FAULT_NEED_ROOM;
-			if (upg_pager_fault(pg, c, e, b, old, page, true)) {
+			if (upg_pager_fault(pg, c, e, b, old, page, true, write)) {
 				if (!prefetch)
 					readahead_evicted(e, c, b);
 				return FAULT_DONE;

@@ -127,6 +127,9 @@ struct upg_pager {
 	uint8_t *staging;
 	size_t nr_slots;
 	bool copy_out;			/* no UFFDIO_MOVE: copy blocks out */
+	bool keep_clean;		/* clean copies: see "Clean copies" */
+	size_t clean_bytes;		/* atomic: their zpool bytes */
+	size_t clean_max;		/* ... at most */
 	pthread_mutex_t copy_mutex;	/* one copy-out at a time */
 	pthread_mutex_t zap_lock;	/* copy's records */
 	struct copy_run copy;
@@ -139,6 +142,8 @@ struct upg_pager {
 	 * releases a run of them.
 	 */
 	bool *slot_used;
+	/* The clean copy's zpool handle of an INACTIVE block, per slot. */
+	uint64_t *slot_clean;
 	size_t slot_cursor;
 	/* INACTIVE blocks, oldest first; entries go stale when a block
 	 * comes back, so the ring has room for twice the slots. */
@@ -303,6 +308,88 @@ static void buf_put(struct upg_pager *pg, uint8_t *buf)
 	__atomic_fetch_or(&pg->bufs_free, 1ull << i, __ATOMIC_RELEASE);
 }
 
+/*
+ * Clean copies. A block swapped in for a read keeps its zpool handle for
+ * as long as no byte of it changes, so evicting it again costs no
+ * compression (the kernel's zram compresses a clean page again at every
+ * eviction). Its pages are filled write-protected (UFFDIO_COPY_MODE_WP):
+ * the first write faults, and the handler forgets the copy before it
+ * lifts the protection (fault.c, fault_wp), so a kept copy is always the
+ * block's data. Moved out by the clock, the block's handle waits in
+ * slot_clean[] beside its slot, and compressing it only frees the slot.
+ * Moved back, it is copied in write-protected (UFFDIO_MOVE would map it
+ * writable). A page dropped (REMOVE, or filled alone), an mremap or a pin
+ * forgets the copy.
+ *
+ * Why synchronous write-protect faults and not WP_ASYNC + PAGEMAP_SCAN:
+ * UFFDIO_MOVE drops the uffd-wp bit, so the written bit would have to be
+ * read before the move, and a write between that scan and the move would
+ * go unseen, the copy handed back stale. A synchronous fault cannot be
+ * missed; it costs a fault on the first write after a read swap-in
+ * (swap-ins for a write keep no copy).
+ *
+ * The copies' bytes count against the budget: against budget_total as
+ * all zpool bytes do, else against the resident limit, so the copies do
+ * not add to what the budget and a store of the evicted data hold. At
+ * most clean_max. They need EVENT_REMOVE (a MADV_DONTNEED not seen would
+ * leave a copy of data the application freed) and UFFDIO_MOVE (copy-out
+ * write-protects for its own ends).
+ */
+static size_t clean_charge(const struct upg_pager *pg, size_t bytes)
+{
+	return pg->budget_total ? 0 : bytes;
+}
+
+/* Count @handle as a clean copy, if it fits. */
+static bool clean_keep(struct upg_pager *pg, uint64_t handle)
+{
+	size_t bytes = upg_zpool_object_bytes(pg->zpool, handle);
+	size_t cur = load(&pg->clean_bytes);
+
+	do {
+		if (cur + bytes > pg->clean_max)
+			return false;
+	} while (!__atomic_compare_exchange_n(&pg->clean_bytes, &cur, cur + bytes, true,
+					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	if (clean_charge(pg, bytes) && !upg_pager_try_reserve(pg, clean_charge(pg, bytes))) {
+		__atomic_fetch_sub(&pg->clean_bytes, bytes, __ATOMIC_RELAXED);
+		return false;
+	}
+	return true;
+}
+
+/* A clean copy is one no more (its bytes uncounted); freed if @free_it. */
+static void clean_forget(struct upg_pager *pg, uint64_t handle, bool free_it)
+{
+	size_t bytes = upg_zpool_object_bytes(pg->zpool, handle);
+
+	__atomic_fetch_sub(&pg->clean_bytes, bytes, __ATOMIC_RELAXED);
+	if (clean_charge(pg, bytes))
+		upg_pager_release(pg, clean_charge(pg, bytes));
+	if (free_it)
+		upg_zpool_free(pg->zpool, handle);
+}
+
+/* The clean copy waiting beside @slot (0: none), taken from it. */
+static uint64_t slot_take_clean(struct upg_pager *pg, uint64_t slot)
+{
+	return __atomic_exchange_n(&pg->slot_clean[slot], 0, __ATOMIC_ACQ_REL);
+}
+
+uint64_t upg_pager_clean_drop(struct upg_pager *pg, struct upg_counters *c, uint64_t old)
+{
+	if (!(old & UPG_PS_CLEAN))
+		return old;
+	clean_forget(pg, upg_ps_slot(old), true);
+	upg_stat_inc(c, clean_dropped);
+	return upg_ps_make(upg_ps_state(old), 0) | (old & (UPG_PS_REF | UPG_PS_PIN));
+}
+
+bool upg_pager_write_protects(const struct upg_pager *pg)
+{
+	return pg && (pg->copy_out || pg->keep_clean);
+}
+
 static uint8_t *slot_addr(struct upg_pager *pg, uint64_t slot)
 {
 	return pg->staging + slot * pg->block_size;
@@ -334,8 +421,13 @@ static bool slot_alloc(struct upg_pager *pg, uint64_t *slot)
 	return ok;
 }
 
+/* A block's slot is free again; a clean copy still beside it goes. */
 static void slot_free(struct upg_pager *pg, uint64_t slot)
 {
+	uint64_t clean = slot_take_clean(pg, slot);
+
+	if (clean)
+		clean_forget(pg, clean, true);
 	pthread_mutex_lock(&pg->lock);
 	pg->slot_used[slot] = false;
 	pthread_mutex_unlock(&pg->lock);
@@ -403,24 +495,27 @@ static bool move_back(struct upg_runtime *rt, struct upg_counters *c, uintptr_t 
 }
 
 /*
- * Copy [start, end) of the block from @buf, page by page past mapped ones
- * (kept) and parts gone. Returns false on -EAGAIN, as move_back().
+ * Copy [start, end) of the block from @buf, write-protected if @wp, page
+ * by page past mapped ones (kept: *@raced is set) and parts gone. Returns
+ * false on -EAGAIN, as move_back().
  */
 static bool fill_from(struct upg_runtime *rt, struct upg_counters *c,
-		      uintptr_t start, uintptr_t end, const uint8_t *buf)
+		      uintptr_t start, uintptr_t end, const uint8_t *buf, bool wp,
+		      bool *raced)
 {
 	size_t done = 0;
-	int ret = upg_uffd_fill_copy(&rt->uffd, start, end - start, buf, &done);
+	int ret = upg_uffd_fill_copy(&rt->uffd, start, end - start, buf, wp, &done);
 
 	/* Every page after the first refused answers for itself. */
 	for (uintptr_t p = start + done; ret && ret != -EAGAIN && p < end; p += PAGE) {
-		int one = upg_uffd_fill_copy(&rt->uffd, p, PAGE, buf + (p - start), &done);
+		int one = upg_uffd_fill_copy(&rt->uffd, p, PAGE, buf + (p - start), wp, &done);
 
 		if (one == -EAGAIN) {
 			ret = one;
 		} else if (one) {
 			upg_stat_inc(c, fill_raced);
 			upg_uffd_wake(&rt->uffd, p, PAGE);
+			*raced = true;
 		}
 	}
 	if (ret == -EAGAIN) {
@@ -432,39 +527,63 @@ static bool fill_from(struct upg_runtime *rt, struct upg_counters *c,
 }
 
 /*
- * Fault on an INACTIVE block: move its pages back from the slot (copy
- * them, without UFFDIO_MOVE), each mapped piece of it. Pages of parts
- * unmapped since are dropped with the slot. Refused for now (-EAGAIN):
- * the block stays INACTIVE in its slot, whatever went back already mapped
- * (a later move or copy skips those pages).
+ * Has @slot all @blen bytes? A hole (a page the block did not have when
+ * it moved) must not be read: it would fault on the staging fd.
+ */
+static bool slot_whole(struct upg_pager *pg, uint64_t slot, size_t blen)
+{
+	unsigned char vec[UPG_FILL_MAX / PAGE];
+
+	if (mincore(slot_addr(pg, slot), blen, vec))
+		return false;
+	for (size_t i = 0; i < blen / PAGE; i++)
+		if (!(vec[i] & 1))
+			return false;
+	return true;
+}
+
+/*
+ * Fault on an INACTIVE block: move its pages back from the slot, each
+ * mapped piece of it. Copied instead without UFFDIO_MOVE, and when its
+ * clean copy is to be kept (@keep, a read: copied write-protected). Pages
+ * of parts unmapped since are dropped with the slot. Refused for now
+ * (-EAGAIN): the block stays INACTIVE in its slot, whatever went back
+ * already mapped (a later move or copy skips those pages).
  */
 static void reactivate(struct upg_pager *pg, struct upg_counters *c,
 		       struct upg_region *r, size_t b, uint64_t slot,
-		       uint64_t *word, uint64_t ref)
+		       uint64_t *word, uint64_t ref, bool keep)
 {
 	uintptr_t bs = block_start(r, b), start, end;
 	size_t blen = upg_block_len(r, b), covered = 0;
+	bool clean = keep && __atomic_load_n(&pg->slot_clean[slot], __ATOMIC_ACQUIRE) &&
+		     slot_whole(pg, slot, blen);
+	bool copy = pg->copy_out || clean, raced = false;
+	uint64_t to = upg_ps_make(UPG_PS_RESIDENT, 0);
 
 	for (uintptr_t a = bs; next_piece(pg->rt, r, b, a, &start, &end); a = end) {
 		uint8_t *src = slot_addr(pg, slot) + (start - bs);
 
-		if (!(pg->copy_out ? fill_from(pg->rt, c, start, end, src)
-				   : move_back(pg->rt, c, start, end, (uintptr_t)src))) {
+		if (!(copy ? fill_from(pg->rt, c, start, end, src, clean, &raced)
+			   : move_back(pg->rt, c, start, end, (uintptr_t)src))) {
 			__atomic_store_n(word, upg_ps_make(UPG_PS_INACTIVE, slot), __ATOMIC_RELEASE);
 			return;
 		}
 		covered += end - start;
 	}
+	/* A page kept (already mapped) may have been written: no copy. */
+	if (clean && !raced)
+		to = upg_ps_make(UPG_PS_RESIDENT, slot_take_clean(pg, slot)) | UPG_PS_CLEAN;
 	/*
 	 * What is left in the slot belonged to parts no longer mapped; a
 	 * copy leaves it all there.
 	 */
-	if (pg->copy_out || covered != blen)
+	if (copy || covered != blen)
 		slot_discard(pg, slot, 0, blen);
 	slot_free(pg, slot);
 	__atomic_fetch_sub(&pg->inactive, blen, __ATOMIC_RELAXED);
 	upg_stat_inc(c, reactivations);
-	__atomic_store_n(word, upg_ps_make(UPG_PS_RESIDENT, 0) | ref, __ATOMIC_RELEASE);
+	__atomic_store_n(word, to | ref, __ATOMIC_RELEASE);
 }
 
 /*
@@ -487,13 +606,18 @@ static void fail_page(struct upg_pager *pg, struct upg_counters *c, uintptr_t pa
 	upg_uffd_wake(&pg->rt->uffd, page, PAGE);
 }
 
+/*
+ * Fault on a COMPRESSED block: decompress, fill each mapped piece. @keep
+ * (a read): keep the handle as a clean copy, the pages write-protected.
+ */
 static void swap_in(struct upg_pager *pg, struct upg_counters *c,
 		    struct upg_region *r, size_t b, uint64_t handle,
-		    uint64_t *word, uintptr_t page, uint64_t ref, uint32_t tid)
+		    uint64_t *word, uintptr_t page, uint64_t ref, uint32_t tid, bool keep)
 {
 	size_t blen = upg_block_len(r, b);
 	uintptr_t bs = block_start(r, b), start, end;
 	uint8_t *buf = buf_get(pg);
+	bool clean = false, raced = false;
 	int ret;
 
 	ret = upg_zpool_load(pg->zpool, handle, buf, blen / PAGE);
@@ -512,14 +636,17 @@ static void swap_in(struct upg_pager *pg, struct upg_counters *c,
 		__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle), __ATOMIC_RELEASE);
 		return;
 	}
+	clean = keep && pg->keep_clean && clean_keep(pg, handle);
 	for (uintptr_t a = bs; next_piece(pg->rt, r, b, a, &start, &end); a = end) {
-		if (!fill_from(pg->rt, c, start, end, buf + (start - bs))) {
+		if (!fill_from(pg->rt, c, start, end, buf + (start - bs), clean, &raced)) {
 			/*
 			 * Refused for now: the block stays COMPRESSED, its handle
 			 * kept. Pages filled already stay mapped (right; the next
 			 * swap-in skips them), uncounted until then.
 			 */
 			buf_put(pg, buf);
+			if (clean)
+				clean_forget(pg, handle, false);
 			upg_pager_release(pg, blen);	/* the caller's reserve */
 			__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle),
 					 __ATOMIC_RELEASE);
@@ -528,15 +655,23 @@ static void swap_in(struct upg_pager *pg, struct upg_counters *c,
 		upg_stat_add(c, UPG_STAT_swapin_pages, (end - start) / PAGE);
 	}
 	buf_put(pg, buf);
-	/* Dirty tracking is not built yet: a page back in may be written. */
-	upg_zpool_free(pg->zpool, handle);
 	upg_stat_inc(c, swapins);
+	/* A page kept (already mapped) may have been written: no copy. */
+	if (clean && !raced) {
+		upg_stat_inc(c, clean_kept);
+		__atomic_store_n(word, upg_ps_make(UPG_PS_RESIDENT, handle) | UPG_PS_CLEAN | ref,
+				 __ATOMIC_RELEASE);
+		return;
+	}
+	if (clean)
+		clean_forget(pg, handle, false);
+	upg_zpool_free(pg->zpool, handle);
 	__atomic_store_n(word, upg_ps_make(UPG_PS_RESIDENT, 0) | ref, __ATOMIC_RELEASE);
 }
 
 bool upg_pager_fault(struct upg_pager *pg, struct upg_counters *c,
 		     const struct upg_extent *e, size_t block, uint64_t old,
-		     uintptr_t page, bool ref)
+		     uintptr_t page, bool ref, bool write)
 {
 	uint64_t *word = &e->region->state[block];
 	uint64_t refbit = ref ? UPG_PS_REF : 0;
@@ -545,10 +680,10 @@ bool upg_pager_fault(struct upg_pager *pg, struct upg_counters *c,
 					 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return false;
 	if (upg_ps_state(old) == UPG_PS_INACTIVE)
-		reactivate(pg, c, e->region, block, upg_ps_slot(old), word, refbit);
+		reactivate(pg, c, e->region, block, upg_ps_slot(old), word, refbit, !write);
 	else
 		swap_in(pg, c, e->region, block, upg_ps_slot(old), word, page, refbit,
-			upg_fault_tid);
+			upg_fault_tid, !write);
 	return true;
 }
 
@@ -596,10 +731,10 @@ void upg_pager_readahead_fill(struct upg_pager *pg, struct upg_counters *c,
 		uint64_t *word = &r->state[bk];
 
 		if (upg_ps_state(olds[k]) == UPG_PS_INACTIVE)
-			reactivate(pg, c, r, bk, upg_ps_slot(olds[k]), word, UPG_PS_REF);
+			reactivate(pg, c, r, bk, upg_ps_slot(olds[k]), word, UPG_PS_REF, true);
 		else
 			swap_in(pg, c, r, bk, upg_ps_slot(olds[k]), word,
-				block_start(r, bk), UPG_PS_REF, 0);
+				block_start(r, bk), UPG_PS_REF, 0, true);
 	}
 }
 
@@ -615,6 +750,8 @@ void upg_pager_block_dropped(struct upg_runtime *rt, struct upg_region *r,
 		__atomic_fetch_sub(&pg->pinned, blen, __ATOMIC_RELAXED);
 	switch (upg_ps_state(old)) {
 	case UPG_PS_RESIDENT:
+		if (old & UPG_PS_CLEAN)
+			clean_forget(pg, upg_ps_slot(old), true);
 		upg_pager_release(pg, blen);
 		break;
 	case UPG_PS_INACTIVE:
@@ -670,8 +807,17 @@ void upg_pager_block_punch(struct upg_runtime *rt, struct upg_region *r,
 		old = claim(word);
 	}
 	switch (upg_ps_state(old)) {
+	case UPG_PS_RESIDENT:
+		/* Its clean copy still has the dropped pages. */
+		old = upg_pager_clean_drop(pg, upg_shared_counters(rt), old);
+		break;
 	case UPG_PS_INACTIVE:
 		slot_discard(pg, upg_ps_slot(old), start - bs, end - start);
+		handle = slot_take_clean(pg, upg_ps_slot(old));
+		if (handle) {
+			clean_forget(pg, handle, true);
+			upg_stat_inc(upg_shared_counters(rt), clean_dropped);
+		}
 		break;
 	case UPG_PS_COMPRESSED:
 		/* Store it again without the dropped pages. */
@@ -775,11 +921,6 @@ static void ring_rename(struct upg_pager *pg, struct upg_region *old, size_t j,
  * Region destroy and fork hold copy_mutex: a copy-out holds its region
  * with no lock, and fork must not find blocks half out.
  */
-
-bool upg_pager_copies_out(const struct upg_pager *pg)
-{
-	return pg && pg->copy_out;
-}
 
 void upg_pager_copy_lock(struct upg_pager *pg)
 {
@@ -1195,6 +1336,11 @@ void upg_pager_block_moved(struct upg_runtime *rt, struct upg_region *old, size_
 			      bs > from ? bs : from, be < to ? be : to);
 		return;
 	}
+	if (pg && (w & UPG_PS_CLEAN)) {
+		/* Whether the moved pages keep their write-protection is not ours to know. */
+		w = upg_pager_clean_drop(pg, upg_shared_counters(rt), w);
+		old->state[j] = w;
+	}
 	if (bs >= from && be <= to) {
 		/* Wholly moved: the new block takes the word and what it owns. */
 		nr->state[k] = w;
@@ -1211,8 +1357,16 @@ void upg_pager_block_moved(struct upg_runtime *rt, struct upg_region *old, size_
 	}
 	nr->state[k] = pg ? share_block(pg, old, j, w, nr, k, from, to)
 			  : upg_ps_make(upg_ps_state(w), 0);
-	if (pg)
-		upg_stat_inc(upg_shared_counters(rt), remap_shared_blocks);
+	if (!pg)
+		return;
+	upg_stat_inc(upg_shared_counters(rt), remap_shared_blocks);
+	if (upg_ps_state(w) == UPG_PS_INACTIVE) {
+		/* Its slot lost the moved part (copied out with the new block). */
+		uint64_t handle = slot_take_clean(pg, upg_ps_slot(w));
+
+		if (handle)
+			clean_forget(pg, handle, true);
+	}
 }
 
 
@@ -1274,6 +1428,18 @@ static uint64_t claim_cold(struct upg_pager *pg, struct upg_counters *c,
 	return old & ~UPG_PS_REF;
 }
 
+/* Block @b of @r, claimed out of word @old, is in @slot now: INACTIVE. */
+static void staged(struct upg_pager *pg, struct upg_region *r, size_t b, uint64_t slot,
+		   uint64_t old, bool queue)
+{
+	if (old & UPG_PS_CLEAN)
+		__atomic_store_n(&pg->slot_clean[slot], upg_ps_slot(old), __ATOMIC_RELEASE);
+	__atomic_fetch_add(&pg->inactive, upg_block_len(r, b), __ATOMIC_RELAXED);
+	__atomic_store_n(&r->state[b], upg_ps_make(UPG_PS_INACTIVE, slot), __ATOMIC_RELEASE);
+	if (queue)
+		ring_push(pg, r, b, slot);
+}
+
 /*
  * Move the claimed blocks [b0, b0 + n) of @r to slots [s0, s0 + n) in one
  * UFFDIO_MOVE: one TLB shoot-down for the run. What moved becomes
@@ -1297,10 +1463,7 @@ static void move_run(struct upg_pager *pg, struct upg_counters *c, struct upg_re
 		uint64_t *word = &r->state[b0 + k];
 
 		if (!ret || bs + blen <= start + done) {
-			__atomic_fetch_add(&pg->inactive, blen, __ATOMIC_RELAXED);
-			__atomic_store_n(word, upg_ps_make(UPG_PS_INACTIVE, s0 + k), __ATOMIC_RELEASE);
-			if (queue)
-				ring_push(pg, r, b0 + k, s0 + k);
+			staged(pg, r, b0 + k, s0 + k, olds[k], queue);
 			upg_stat_inc(c, deactivations);
 			continue;
 		}
@@ -1314,10 +1477,7 @@ static void move_run(struct upg_pager *pg, struct upg_counters *c, struct upg_re
 			 * moved; its pages still mapped are kept by the move
 			 * back (their source is a hole).
 			 */
-			__atomic_fetch_add(&pg->inactive, blen, __ATOMIC_RELAXED);
-			__atomic_store_n(word, upg_ps_make(UPG_PS_INACTIVE, s0 + k), __ATOMIC_RELEASE);
-			if (queue)
-				ring_push(pg, r, b0 + k, s0 + k);
+			staged(pg, r, b0 + k, s0 + k, olds[k], queue);
 			continue;
 		}
 		slot_free(pg, s0 + k);
@@ -1472,12 +1632,19 @@ static long compress_block(struct upg_pager *pg, struct upg_counters *c,
 		usleep(delay);
 		upg_test_evicting_addr = 0;
 	}
-	ret = store_slot(pg, upg_ps_slot(old), blen, &handle);
-	__atomic_store_n(&pg->store_full, ret == -ENOSPC, __ATOMIC_RELAXED);
-	if (ret) {
-		upg_stat_inc(c, evict_failed);
-		__atomic_store_n(word, old, __ATOMIC_RELEASE);
-		return ret;
+	handle = slot_take_clean(pg, upg_ps_slot(old));
+	if (handle) {
+		/* Not written since its swap-in: the copy is its data. */
+		clean_forget(pg, handle, false);
+		upg_stat_inc(c, clean_reused);
+	} else {
+		ret = store_slot(pg, upg_ps_slot(old), blen, &handle);
+		__atomic_store_n(&pg->store_full, ret == -ENOSPC, __ATOMIC_RELAXED);
+		if (ret) {
+			upg_stat_inc(c, evict_failed);
+			__atomic_store_n(word, old, __ATOMIC_RELEASE);
+			return ret;
+		}
 	}
 	/* Faults now swap in from the zpool; the slot goes in slots_release(). */
 	__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle), __ATOMIC_RELEASE);
@@ -1529,12 +1696,6 @@ static int evict_batch(struct upg_pager *pg, struct upg_counters *c, size_t max)
 	return done ? (int)done : ret;
 }
 
-/*
- * UPG_ADV_COLD: blocks [b0, b0 + n) of @r that are RESIDENT move out as
- * the clock would move them, past the FIFO, and every INACTIVE one is
- * compressed at once. Returns the blocks compressed. Call inside
- * upg_pager_hold(), with rt->lock shared.
- */
 /* Compress blocks [b, b + k) of @r that are INACTIVE; returns how many. */
 static size_t compress_range(struct upg_pager *pg, struct upg_counters *c,
 			     struct upg_region *r, size_t b, size_t k)
@@ -1633,10 +1794,19 @@ int upg_pager_pin(struct upg_pager *pg, struct upg_region *r, size_t b, bool pin
 			return -EAGAIN;
 		if (!!(old & UPG_PS_PIN) == pin)
 			return 0;
-		want = pin ? old | UPG_PS_PIN : old & ~UPG_PS_PIN;
+		/*
+		 * A pinned block never leaves, so its clean copy would only
+		 * take room. Its pages stay write-protected until written.
+		 */
+		want = pin ? (old & ~UPG_PS_CLEAN & ((1ull << UPG_PS_SLOT_SHIFT) - 1)) | UPG_PS_PIN
+			   : old & ~UPG_PS_PIN;
 		if (!__atomic_compare_exchange_n(word, &old, want, false,
 						 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 			continue;
+		if (old & UPG_PS_CLEAN) {
+			clean_forget(pg, upg_ps_slot(old), true);
+			upg_stat_inc(upg_shared_counters(pg->rt), clean_dropped);
+		}
 		if (pin)
 			__atomic_fetch_add(&pg->pinned, upg_block_len(r, b), __ATOMIC_RELAXED);
 		else
@@ -1736,6 +1906,12 @@ static void evict_round(struct upg_pager *pg, struct upg_counters *c)
 		/* budget_total squeezes the resident limit: keep the gap. */
 		if (limit < pg->budget)
 			low = limit > pg->budget - pg->low ? limit - (pg->budget - pg->low) : 0;
+		/*
+		 * A block must fit under the limit once done, though the clean
+		 * copies' bytes make resident no multiple of a block.
+		 */
+		if (low + pg->block_size > limit)
+			low = limit > pg->block_size ? limit - pg->block_size : 0;
 		if (load(&pg->resident) <= low)
 			return;
 		upg_pager_copy_lock(pg);
@@ -1953,6 +2129,7 @@ void upg_pager_stats(struct upg_pager *pg, struct upg_stats *st)
 	st->zpool_stored_bytes = zs.stored_bytes;
 	st->zpool_same_pages = zs.same_pages;
 	st->zpool_raw_pages = zs.raw_pages;
+	st->clean_bytes = load(&pg->clean_bytes);
 }
 
 /*
@@ -2001,7 +2178,8 @@ static void bring_back(struct upg_pager *pg, struct upg_counters *c,
 		/* Over budget on purpose: the child must get it all. */
 		if (compressed)
 			__atomic_fetch_add(&pg->resident, upg_block_len(r, b), __ATOMIC_RELAXED);
-		if (!upg_pager_fault(pg, c, e, b, old, block_start(r, b), true)) {
+		/* As a write: the pages will be shared with the child. */
+		if (!upg_pager_fault(pg, c, e, b, old, block_start(r, b), true, true)) {
 			if (compressed)
 				upg_pager_release(pg, upg_block_len(r, b));
 			continue;	/* it changed under us: look again */
@@ -2102,6 +2280,9 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 		return -ENOMEM;
 	pg->rt = rt;
 	pg->copy_out = !(upg_runtime_features(rt) & UPG_FEAT_MOVE);
+	pg->keep_clean = !pg->copy_out &&
+			 (upg_runtime_features(rt) & (UPG_FEAT_WP | UPG_FEAT_EVENT_REMOVE)) ==
+				 (UPG_FEAT_WP | UPG_FEAT_EVENT_REMOVE);
 	pg->block_size = o->block_size;
 	pg->budget = o->budget ? o->budget : o->budget_total;
 	pg->budget_total = o->budget_total;
@@ -2113,6 +2294,7 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 							   : EVICT_RUN_BYTES) / pg->block_size;
 	pg->evict_run = pg->evict_run < EVICT_RUN_MIN ? EVICT_RUN_MIN :
 			pg->evict_run > EVICT_RUN_MAX ? EVICT_RUN_MAX : pg->evict_run;
+	pg->clean_max = pg->budget / 8;
 	pthread_mutex_init(&pg->lock, NULL);
 	pthread_mutex_init(&pg->defer_lock, NULL);
 	pthread_mutex_init(&pg->copy_mutex, NULL);
@@ -2138,13 +2320,15 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	pg->ring_cap = 2 * pg->nr_slots;
 	pg->slot_used = calloc(pg->nr_slots, sizeof(*pg->slot_used));
+	pg->slot_clean = calloc(pg->nr_slots, sizeof(*pg->slot_clean));
 	pg->ring = calloc(pg->ring_cap, sizeof(*pg->ring));
 	if (pg->copy_out) {
 		pg->copy.seen = calloc(pg->evict_run * pg->block_size / PAGE, 1);
 		pg->copy.vec = calloc(pg->evict_run * pg->block_size / PAGE, 1);
 	}
 	ret = -ENOMEM;
-	if (pg->staging == MAP_FAILED || pg->bufs == MAP_FAILED || !pg->slot_used || !pg->ring ||
+	if (pg->staging == MAP_FAILED || pg->bufs == MAP_FAILED || !pg->slot_used ||
+	    !pg->slot_clean || !pg->ring ||
 	    (pg->copy_out && (!pg->copy.seen || !pg->copy.vec)))
 		goto err_maps;
 	if (!pg->copy_out) {
@@ -2164,6 +2348,7 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 
 err_maps:
 	free(pg->slot_used);
+	free(pg->slot_clean);
 	free(pg->ring);
 	free(pg->copy.seen);
 	free(pg->copy.vec);
@@ -2197,6 +2382,7 @@ void upg_pager_destroy(struct upg_pager *pg)
 	upg_uffd_fini(&pg->staging_uffd);
 	upg_zpool_destroy(pg->zpool);
 	free(pg->slot_used);
+	free(pg->slot_clean);
 	free(pg->ring);
 	free(pg->copy.seen);
 	free(pg->copy.vec);

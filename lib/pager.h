@@ -72,11 +72,12 @@ size_t upg_pager_cold(struct upg_pager *pg, struct upg_counters *c,
 void upg_pager_cold_finish(struct upg_pager *pg, struct upg_counters *c);
 
 /*
- * Without UFFDIO_MOVE the clock copies blocks out: write-protect, copy,
- * MADV_DONTNEED (see pager.c, "Copy-out"). Regions are then registered
- * for write-protect faults too. False for NULL.
+ * Are regions registered for write-protect faults too? Without UFFDIO_MOVE
+ * the clock copies blocks out: write-protect, copy, MADV_DONTNEED (see
+ * pager.c, "Copy-out"); with it, clean copies are write-protected (pager.c,
+ * "Clean copies"). False for NULL.
  */
-bool upg_pager_copies_out(const struct upg_pager *pg);
+bool upg_pager_write_protects(const struct upg_pager *pg);
 /*
  * Hold off copy-outs, waiting for the one in flight: it holds a region
  * with no lock while its MADV_DONTNEED waits for a reader. Region destroy
@@ -112,11 +113,18 @@ void upg_pager_oom_info(struct upg_pager *pg, struct upg_oom_info *info);
  * of extent @e, at page @page. Returns false if the block changed under
  * us (the caller looks again); true when the fault was resolved. A
  * COMPRESSED block needs a reserve first (the caller's). @ref: mark it
- * referenced (a fault), or not.
+ * referenced (a fault), or not. @write: the access writes, so no clean
+ * copy is kept.
  */
 bool upg_pager_fault(struct upg_pager *pg, struct upg_counters *c,
 		     const struct upg_extent *e, size_t block, uint64_t old,
-		     uintptr_t page, bool ref);
+		     uintptr_t page, bool ref, bool write);
+/*
+ * A RESIDENT block (word @old, held FILLING by the caller) is written or
+ * loses a page: forget its clean copy (UPG_PS_CLEAN), if any. Returns the
+ * word to store. Its pages stay write-protected: the caller lifts that.
+ */
+uint64_t upg_pager_clean_drop(struct upg_pager *pg, struct upg_counters *c, uint64_t old);
 /*
  * Readahead, in two steps so the stream can be told how far it reaches
  * before the work is done: claim up to @n INACTIVE or COMPRESSED blocks

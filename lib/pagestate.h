@@ -10,8 +10,12 @@
  *                 hand last passed (second chance)
  *   bit   5     pinned (upg_pin): the clock passes it over; only ever
  *                 set on a RESIDENT block, dropped with its contents
- *   bits  6-11  dirty, NUMA node (not used yet)
- *   bits 12-63  slot: INACTIVE's staging slot, COMPRESSED's zpool handle
+ *   bit   6     clean: a RESIDENT block swapped in for a read and not
+ *                 written since; its pages are write-protected and the
+ *                 slot is its zpool handle, kept (pager.c, "Clean copies")
+ *   bits  7-11  NUMA node (not used yet)
+ *   bits 12-63  slot: INACTIVE's staging slot, COMPRESSED's zpool handle,
+ *                 a clean RESIDENT block's zpool handle
  */
 #ifndef UPG_PAGESTATE_H
 #define UPG_PAGESTATE_H
@@ -51,6 +55,7 @@ enum upg_ps {
 
 #define UPG_PS_REF		(1ull << 4)
 #define UPG_PS_PIN		(1ull << 5)
+#define UPG_PS_CLEAN		(1ull << 6)
 #define UPG_PS_SLOT_SHIFT	12
 
 static inline enum upg_ps upg_ps_state(uint64_t word)

@@ -270,7 +270,8 @@ UPG_API int upg_region_create(struct upg_runtime *rt, size_t len,
 	}
 	r->start = (uintptr_t)p;
 	r->end = r->start + len;
-	ret = upg_uffd_register(&rt->uffd, r->start, len, upg_pager_copies_out(rt->pager));
+	ret = upg_uffd_register(&rt->uffd, r->start, len,
+				upg_pager_write_protects(rt->pager));
 	if (ret) {
 		upg_err("register %zu bytes: %s", len, strerror(-ret));
 		goto err_unmap;

@@ -689,12 +689,27 @@ Test(pager, undecodable_page_gives_sigbus_without_poison_too, .timeout = 60)
  */
 T_BOTH_WAYS(pager, sequential_stream_reads_ahead_and_a_scattered_one_does_not, 60)
 {
-	struct upg_runtime *rt = pager_runtime(T_PAGE, 4ul << 20);
-	struct upg_region *r = t_region_create(rt, 16ul << 20);
-	uint8_t *base = upg_region_addr(r);
+	struct upg_options o;
+	struct upg_runtime *rt;
+	struct upg_region *r;
+	uint8_t *base;
 	size_t nr = (2ul << 20) / T_PAGE;
 	struct upg_stats a, b;
 
+	/*
+	 * Readahead only takes free room: with the evictor stopping at 40 %
+	 * of the budget the 2 MiB read fits in what it left, so a slow
+	 * evictor (a loaded machine) cannot cut the windows short, and the
+	 * read does not start it again.
+	 */
+	t_options_default(&o);
+	o.block_size = T_PAGE;
+	o.budget = 4ul << 20;
+	o.low_watermark = UPG_PERCENT(40);
+	o.features = t_pager_features;
+	rt = t_runtime_create_opts(&o);
+	r = t_region_create(rt, 16ul << 20);
+	base = upg_region_addr(r);
 	for (size_t pg = 0; pg < (16ul << 20) / T_PAGE; pg++)
 		gen_page(base + pg * T_PAGE, pg, 1, K_TEXT);
 	/* The first 2 MiB went to the zpool long ago: read them in order. */
@@ -703,8 +718,11 @@ T_BOTH_WAYS(pager, sequential_stream_reads_ahead_and_a_scattered_one_does_not, 6
 		cr_assert(page_ok(base + pg * T_PAGE, pg, 1, K_TEXT), "page %zu", pg);
 	t_stats_settled(rt, &b);
 	cr_assert_geq(b.readahead_blocks - a.readahead_blocks, nr / 2);
-	cr_assert_leq(b.faults - a.faults, nr / 8, "%llu faults for %zu pages",
-		      (unsigned long long)(b.faults - a.faults), nr);
+	/* A fill refused for an unread event makes the thread fault again. */
+	cr_assert_leq(b.faults - a.faults - (b.fill_retried - a.fill_retried), nr / 8,
+		      "%llu faults (%llu of them refused fills) for %zu pages",
+		      (unsigned long long)(b.faults - a.faults),
+		      (unsigned long long)(b.fill_retried - a.fill_retried), nr);
 	cr_assert_gt(b.readahead_hits, a.readahead_hits);
 	/* Every 61st page of the next 2 MiB, backwards: no stream there. */
 	a = b;
@@ -785,7 +803,143 @@ T_BOTH_WAYS(pager, swap_in_refused_by_an_unread_event_keeps_the_data, 120)
 	t_stats_settled(rt, &st);
 	cr_assert_eq(bad, 0, "%zu pages wrong (%llu refused fills)", bad,
 		     (unsigned long long)st.fill_retried);
-	cr_assert_gt(st.swapins, nr / 16);
+	/*
+	 * Some came back from the zpool: how many depends on how many
+	 * copy-outs the events let through (none are retried), so on load.
+	 */
+	cr_assert_gt(st.swapins, 0);
+	upg_runtime_destroy(rt);
+}
+
+/*
+ * Clean copies (pager.c): a block swapped in for a read keeps its zpool
+ * copy, and evicted again unwritten it costs no compression. A write (by
+ * the application or the kernel) or a dropped page must forget the copy
+ * first, or the next eviction would bring the old data back. COLD forces
+ * the evictions: a 2 MiB region under an 8 MiB budget (clean copies may
+ * take an eighth of it: all fit).
+ */
+#define CLEAN_LEN	(2ul << 20)
+#define CLEAN_BS	(64ul << 10)
+
+static uint8_t *clean_region(unsigned int features, struct upg_runtime **rt,
+			     struct upg_region **r)
+{
+	struct upg_options o;
+	uint8_t *base;
+
+	t_options_default(&o);
+	o.block_size = CLEAN_BS;
+	o.budget = 8ul << 20;
+	o.features = features;
+	*rt = t_runtime_create_opts(&o);
+	*r = t_region_create(*rt, CLEAN_LEN);
+	base = upg_region_addr(*r);
+	for (size_t pg = 0; pg < CLEAN_LEN / T_PAGE; pg++)
+		gen_page(base + pg * T_PAGE, pg, 1, K_TEXT);
+	cr_assert_eq(upg_advise(base, CLEAN_LEN, UPG_ADV_COLD), 0);
+	return base;
+}
+
+/* Read every page back (swapped in for a read: clean), check it. */
+static void read_all(const uint8_t *base, uint32_t v)
+{
+	for (size_t pg = 0; pg < CLEAN_LEN / T_PAGE; pg++)
+		cr_assert(page_ok(base + pg * T_PAGE, pg, v, K_TEXT), "page %zu", pg);
+}
+
+static void clean_round_trip(unsigned int features, bool kept)
+{
+	struct upg_runtime *rt;
+	struct upg_region *r;
+	uint8_t *base = clean_region(features, &rt, &r);
+	struct upg_stats a, b, c;
+
+	t_stats_settled(rt, &a);
+	read_all(base, 1);
+	t_stats_settled(rt, &b);
+	cr_assert_eq(b.swapins - a.swapins, CLEAN_LEN / CLEAN_BS);
+	cr_assert_eq(b.clean_kept - a.clean_kept, kept ? CLEAN_LEN / CLEAN_BS : 0);
+	cr_assert_eq(b.clean_bytes > 0, kept);
+	cr_assert_eq(upg_advise(base, CLEAN_LEN, UPG_ADV_COLD), 0);
+	t_stats_settled(rt, &c);
+	cr_assert_eq(c.evictions - b.evictions, CLEAN_LEN / CLEAN_BS);
+	cr_assert_eq(c.clean_reused - b.clean_reused, kept ? CLEAN_LEN / CLEAN_BS : 0);
+	cr_assert_eq(c.clean_bytes, 0);
+	/* The same objects again: nothing was stored twice. */
+	cr_assert_eq(c.zpool_stored_bytes, a.zpool_stored_bytes);
+	read_all(base, 1);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
+
+Test(pager, an_unwritten_block_is_evicted_again_without_compression, .timeout = 60)
+{
+	clean_round_trip(UPG_FEAT_ALL, true);
+}
+
+/* The fallback: without write-protect faults no copy is kept. */
+Test(pager, without_write_protect_no_clean_copy_is_kept, .timeout = 60)
+{
+	clean_round_trip(UPG_FEAT_ALL & ~UPG_FEAT_WP, false);
+}
+
+/* Without REMOVE events a MADV_DONTNEED would go unseen: no copies either. */
+Test(pager, without_remove_events_no_clean_copy_is_kept, .timeout = 60)
+{
+	clean_round_trip(UPG_FEAT_ALL & ~UPG_FEAT_EVENT_REMOVE, false);
+}
+
+T_BOTH_WAYS(pager, a_write_after_a_read_swap_in_forgets_the_copy, 60)
+{
+	struct upg_runtime *rt;
+	struct upg_region *r;
+	uint8_t *base = clean_region(t_pager_features, &rt, &r), page[T_PAGE];
+	size_t nr = CLEAN_LEN / T_PAGE;
+	struct upg_stats st;
+	int pfd[2];
+
+	read_all(base, 1);
+	/* Every 4th page written by us, every 4th + 1 by the kernel (read(2)). */
+	cr_assert_eq(pipe(pfd), 0);
+	for (size_t pg = 0; pg < nr; pg += 4) {
+		gen_page(base + pg * T_PAGE, pg, 2, K_TEXT);
+		gen_page(page, pg + 1, 2, K_TEXT);
+		cr_assert_eq(write(pfd[1], page, T_PAGE), (ssize_t)T_PAGE);
+		cr_assert_eq(read(pfd[0], base + (pg + 1) * T_PAGE, T_PAGE), (ssize_t)T_PAGE);
+	}
+	close(pfd[0]);
+	close(pfd[1]);
+	t_stats_settled(rt, &st);
+	if (t_pager_features & UPG_FEAT_MOVE)
+		cr_assert_eq(st.clean_dropped, CLEAN_LEN / CLEAN_BS, "one per block");
+	cr_assert_eq(upg_advise(base, CLEAN_LEN, UPG_ADV_COLD), 0);
+	for (size_t pg = 0; pg < nr; pg++)
+		cr_assert(page_ok(base + pg * T_PAGE, pg, pg % 4 < 2 ? 2 : 1, K_TEXT),
+			  "page %zu", pg);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
+
+T_BOTH_WAYS(pager, a_page_dropped_from_a_clean_block_reads_zeros, 60)
+{
+	struct upg_runtime *rt;
+	struct upg_region *r;
+	uint8_t *base = clean_region(t_pager_features, &rt, &r);
+	static const uint8_t zeros[T_PAGE];
+
+	read_all(base, 1);
+	/* One page of each block, in the middle: the blocks stay RESIDENT. */
+	for (size_t off = 0; off < CLEAN_LEN; off += CLEAN_BS)
+		cr_assert_eq(madvise(base + off + 3 * T_PAGE, T_PAGE, MADV_DONTNEED), 0);
+	cr_assert_eq(upg_advise(base, CLEAN_LEN, UPG_ADV_COLD), 0);
+	for (size_t pg = 0; pg < CLEAN_LEN / T_PAGE; pg++) {
+		if (pg % (CLEAN_BS / T_PAGE) == 3)
+			cr_assert_eq(memcmp(base + pg * T_PAGE, zeros, T_PAGE), 0, "page %zu", pg);
+		else
+			cr_assert(page_ok(base + pg * T_PAGE, pg, 1, K_TEXT), "page %zu", pg);
+	}
+	upg_region_destroy(r);
 	upg_runtime_destroy(rt);
 }
 

@@ -328,7 +328,10 @@ UPG_API size_t upg_region_len(const struct upg_region *region);
 	X(oom_callbacks)	/* ... and asked oom_callback */	\
 	X(overcommit_refused)	/* regions refused by the overcommit policy */ \
 	X(copyouts)		/* runs copied out without UFFDIO_MOVE */ \
-	X(copyout_parked)	/* faults parked on a block being copied out */
+	X(copyout_parked)	/* faults parked on a block being copied out */ \
+	X(clean_kept)		/* swap-ins that kept the compressed copy */ \
+	X(clean_reused)		/* evictions that reused it: no compression */ \
+	X(clean_dropped)	/* copies dropped: written, page dropped, pin */
 
 #define UPG_LAT_BUCKETS	512
 
@@ -355,6 +358,7 @@ struct upg_stats {
 	uint64_t zpool_stored_bytes;	/* ... after compression */
 	uint64_t zpool_same_pages;	/* stored as one repeated word */
 	uint64_t zpool_raw_pages;	/* incompressible, stored raw */
+	size_t clean_bytes;		/* zpool bytes of clean copies of blocks in memory */
 };
 
 /*

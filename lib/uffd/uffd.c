@@ -280,9 +280,10 @@ int upg_uffd_wake(struct upg_uffd *u, uintptr_t start, size_t len)
 }
 
 int upg_uffd_fill_copy(struct upg_uffd *u, uintptr_t start, size_t len,
-		       const void *src, size_t *done)
+		       const void *src, bool wp, size_t *done)
 {
-	struct uffdio_copy copy = { .dst = start, .src = (uintptr_t)src, .len = len };
+	struct uffdio_copy copy = { .dst = start, .src = (uintptr_t)src, .len = len,
+				    .mode = wp ? UFFDIO_COPY_MODE_WP : 0 };
 	int ret;
 
 	ret = uffd_ioctl(u->fd, UFFDIO_COPY, &copy);

@@ -58,10 +58,12 @@ int upg_uffd_fill_zero(struct upg_uffd *u, uintptr_t start, size_t len,
 
 /*
  * Copy @len bytes from @src (unmanaged memory) to [start, start + len), as
- * upg_uffd_fill_zero() does with zeros; the same results.
+ * upg_uffd_fill_zero() does with zeros; the same results. @wp: map the
+ * pages write-protected (the range registered with @wp), so the first
+ * write to each faults.
  */
 int upg_uffd_fill_copy(struct upg_uffd *u, uintptr_t start, size_t len,
-		       const void *src, size_t *done);
+		       const void *src, bool wp, size_t *done);
 
 /*
  * Move the pages of [src, src + len) to @dst, which must be registered with
