@@ -375,7 +375,7 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 			return FAULT_DONE;
 		case UPG_PS_INACTIVE:
 			/* Still counted resident: no reserve. */
-			if (!upg_pager_fault(pg, c, e, b, old, page, true, write))
+			if (!upg_pager_fault(pg, c, e, b, old, page, true, prefetch && !write))
 				continue;
 			if (!prefetch)
 				readahead_evicted(e, c, b);
@@ -385,7 +385,7 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 		case UPG_PS_COMPRESSED:
 			if (!upg_pager_try_reserve(pg, upg_block_len(r, b)))
 				return FAULT_NEED_ROOM;
-			if (upg_pager_fault(pg, c, e, b, old, page, true, write)) {
+			if (upg_pager_fault(pg, c, e, b, old, page, true, prefetch && !write)) {
 				if (!prefetch)
 					readahead_evicted(e, c, b);
 				return FAULT_DONE;

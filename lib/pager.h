@@ -113,12 +113,12 @@ void upg_pager_oom_info(struct upg_pager *pg, struct upg_oom_info *info);
  * of extent @e, at page @page. Returns false if the block changed under
  * us (the caller looks again); true when the fault was resolved. A
  * COMPRESSED block needs a reserve first (the caller's). @ref: mark it
- * referenced (a fault), or not. @write: the access writes, so no clean
- * copy is kept.
+ * referenced (a fault), or not. @keep: keep a clean copy (pager.c,
+ * "Clean copies"): a read that is no fault (WILLNEED).
  */
 bool upg_pager_fault(struct upg_pager *pg, struct upg_counters *c,
 		     const struct upg_extent *e, size_t block, uint64_t old,
-		     uintptr_t page, bool ref, bool write);
+		     uintptr_t page, bool ref, bool keep);
 /*
  * A RESIDENT block (word @old, held FILLING by the caller) is written or
  * loses a page: forget its clean copy (UPG_PS_CLEAN), if any. Returns the

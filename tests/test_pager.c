@@ -812,12 +812,12 @@ T_BOTH_WAYS(pager, swap_in_refused_by_an_unread_event_keeps_the_data, 120)
 }
 
 /*
- * Clean copies (pager.c): a block swapped in for a read keeps its zpool
- * copy, and evicted again unwritten it costs no compression. A write (by
- * the application or the kernel) or a dropped page must forget the copy
- * first, or the next eviction would bring the old data back. COLD forces
- * the evictions: a 2 MiB region under an 8 MiB budget (clean copies may
- * take an eighth of it: all fit).
+ * Clean copies (pager.c): a block brought back by readahead or WILLNEED
+ * keeps its zpool copy, and evicted again unwritten it costs no
+ * compression. A write (by the application or the kernel) or a dropped
+ * page must forget the copy first, or the next eviction would bring the
+ * old data back. COLD forces the evictions: a 2 MiB region under an
+ * 8 MiB budget (clean copies may take an eighth of it: all fit).
  */
 #define CLEAN_LEN	(2ul << 20)
 #define CLEAN_BS	(64ul << 10)
@@ -841,9 +841,10 @@ static uint8_t *clean_region(unsigned int features, struct upg_runtime **rt,
 	return base;
 }
 
-/* Read every page back (swapped in for a read: clean), check it. */
-static void read_all(const uint8_t *base, uint32_t v)
+/* Bring every block back (WILLNEED: clean) and check every page. */
+static void read_all(uint8_t *base, uint32_t v)
 {
+	cr_assert_eq(upg_advise(base, CLEAN_LEN, UPG_ADV_WILLNEED), 0);
 	for (size_t pg = 0; pg < CLEAN_LEN / T_PAGE; pg++)
 		cr_assert(page_ok(base + pg * T_PAGE, pg, v, K_TEXT), "page %zu", pg);
 }
@@ -876,6 +877,38 @@ static void clean_round_trip(unsigned int features, bool kept)
 Test(pager, an_unwritten_block_is_evicted_again_without_compression, .timeout = 60)
 {
 	clean_round_trip(UPG_FEAT_ALL, true);
+}
+
+/*
+ * Faults keep a copy only for the blocks a stream reads ahead: read in
+ * order, they leave in order, soon. A scattered fault's block may stay
+ * long, and its copy would take room from the budget all that time.
+ */
+Test(pager, a_stream_keeps_clean_copies_and_scattered_faults_do_not, .timeout = 60)
+{
+	struct upg_runtime *rt;
+	struct upg_region *r;
+	uint8_t *base = clean_region(UPG_FEAT_ALL, &rt, &r);
+	size_t nr = CLEAN_LEN / T_PAGE, per = CLEAN_BS / T_PAGE;
+	struct upg_stats a, b;
+
+	/* Every third block, backwards: no stream. */
+	t_stats_settled(rt, &a);
+	for (size_t pg = nr - per; pg < nr; pg -= 3 * per)
+		cr_assert(page_ok(base + pg * T_PAGE, pg, 1, K_TEXT), "page %zu", pg);
+	t_stats_settled(rt, &b);
+	cr_assert_gt(b.swapins, a.swapins);
+	cr_assert_eq(b.clean_kept, a.clean_kept);
+	/* In order: all but the blocks that start the stream come read ahead. */
+	cr_assert_eq(upg_advise(base, CLEAN_LEN, UPG_ADV_COLD), 0);
+	t_stats_settled(rt, &a);
+	for (size_t pg = 0; pg < nr; pg++)
+		cr_assert(page_ok(base + pg * T_PAGE, pg, 1, K_TEXT), "page %zu", pg);
+	t_stats_settled(rt, &b);
+	cr_assert_gt(b.clean_kept - a.clean_kept, CLEAN_LEN / CLEAN_BS / 2);
+	cr_assert_eq(b.clean_kept - a.clean_kept, b.readahead_blocks - a.readahead_blocks);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
 }
 
 /* The fallback: without write-protect faults no copy is kept. */
