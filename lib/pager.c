@@ -334,30 +334,41 @@ static void buf_put(struct upg_pager *pg, uint8_t *buf)
  * missed; it costs a fault on the first write after a read swap-in
  * (swap-ins for a write keep no copy).
  *
- * The copies' bytes count against the budget: against budget_total as
- * all zpool bytes do, else against the resident limit, so the copies do
- * not add to what the budget and a store of the evicted data hold. At
- * most clean_max. They need EVENT_REMOVE (a MADV_DONTNEED not seen would
+ * The copies must not make upager's memory (resident + zpool) larger
+ * than the kernel's at the same budget (the budget + a store of the
+ * evicted data). Under budget_total they count as all zpool bytes do.
+ * Else a copy of C bytes for U bytes of pages is charged to the resident
+ * limit: charged k * C, the budget holds k * C bytes less of pages, which
+ * the store then holds at C / U of their size, so memory grows by
+ * C - k * C + k * C * C / U: nothing at k = U / (U - C). A block that
+ * compresses worse than half keeps no copy (its charge would pass the
+ * block's own size: incompressible data would double). At most clean_max
+ * bytes of copies. They need EVENT_REMOVE (a MADV_DONTNEED not seen would
  * leave a copy of data the application freed) and UFFDIO_MOVE (copy-out
  * write-protects for its own ends).
  */
-static size_t clean_charge(const struct upg_pager *pg, size_t bytes)
+static size_t clean_charge(struct upg_pager *pg, uint64_t handle, size_t bytes)
 {
-	return pg->budget_total ? 0 : bytes;
+	size_t orig = upg_zpool_object_pages(handle) * PAGE;
+
+	return pg->budget_total || !bytes ? 0 : bytes * orig / (orig - bytes);
 }
 
-/* Count @handle as a clean copy, if it fits. */
+/* Count @handle as a clean copy, if it is worth its room and fits. */
 static bool clean_keep(struct upg_pager *pg, uint64_t handle)
 {
 	size_t bytes = upg_zpool_object_bytes(pg->zpool, handle);
-	size_t cur = load(&pg->clean_bytes);
+	size_t cur = load(&pg->clean_bytes), charge;
 
+	if (bytes > upg_zpool_object_pages(handle) * PAGE / 2)
+		return false;
 	do {
 		if (cur + bytes > pg->clean_max)
 			return false;
 	} while (!__atomic_compare_exchange_n(&pg->clean_bytes, &cur, cur + bytes, true,
 					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
-	if (clean_charge(pg, bytes) && !upg_pager_try_reserve(pg, clean_charge(pg, bytes))) {
+	charge = clean_charge(pg, handle, bytes);
+	if (charge && !upg_pager_try_reserve(pg, charge)) {
 		__atomic_fetch_sub(&pg->clean_bytes, bytes, __ATOMIC_RELAXED);
 		return false;
 	}
@@ -368,10 +379,11 @@ static bool clean_keep(struct upg_pager *pg, uint64_t handle)
 static void clean_forget(struct upg_pager *pg, uint64_t handle, bool free_it)
 {
 	size_t bytes = upg_zpool_object_bytes(pg->zpool, handle);
+	size_t charge = clean_charge(pg, handle, bytes);
 
 	__atomic_fetch_sub(&pg->clean_bytes, bytes, __ATOMIC_RELAXED);
-	if (clean_charge(pg, bytes))
-		upg_pager_release(pg, clean_charge(pg, bytes));
+	if (charge)
+		upg_pager_release(pg, charge);
 	if (free_it)
 		upg_zpool_free(pg->zpool, handle);
 }
@@ -1509,12 +1521,14 @@ static void move_run(struct upg_pager *pg, struct upg_counters *c, struct upg_re
 	int ret;
 
 	ret = upg_uffd_move(&pg->staging_uffd, (uintptr_t)slot_addr(pg, s0), start, len, &done);
+	upg_stat_inc(c, move_runs);
 	for (size_t k = 0; k < n; k++) {
 		uintptr_t bs = block_start(r, b0 + k);
 		size_t blen = upg_block_len(r, b0 + k);
 		uint64_t *word = &r->state[b0 + k];
 
 		if (holes && holes[k]) {
+			upg_stat_inc(c, move_run_holes);
 			slot_free(pg, s0 + k);
 			__atomic_store_n(word, olds[k], __ATOMIC_RELEASE);
 			continue;

@@ -812,6 +812,43 @@ T_BOTH_WAYS(pager, swap_in_refused_by_an_unread_event_keeps_the_data, 120)
 }
 
 /*
+ * Hole runs (pager.c, claim_hole): with UFFDIO_MOVE the clock moves cold
+ * blocks out in runs that span the blocks between them with no page
+ * mapped. Every other block of region a is evicted by COLD, then region b
+ * makes the pressure that sends the rest out: their runs must take the
+ * holes, and the holes must come back as they were (compressed, their
+ * data intact), as must the blocks that moved.
+ */
+Test(pager, the_clock_moves_runs_across_unmapped_blocks, .timeout = 60)
+{
+	size_t bs = T_PAGE, len = 2ul << 20, nr = len / bs;
+	struct upg_runtime *rt = pager_runtime(bs, 4ul << 20);
+	struct upg_region *ra = t_region_create(rt, len), *rb;
+	uint8_t *a = upg_region_addr(ra), *b;
+	struct upg_stats st;
+
+	for (size_t pg = 0; pg < nr; pg++)
+		gen_page(a + pg * T_PAGE, pg, 1, K_TEXT);
+	for (size_t blk = 1; blk < nr; blk += 2)
+		cr_assert_eq(upg_advise(a + blk * bs, bs, UPG_ADV_COLD), 0);
+	rb = t_region_create(rt, 4 * len);
+	b = upg_region_addr(rb);
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t pg = 0; pg < 4 * nr; pg++)
+			gen_page(b + pg * T_PAGE, pg, pass, K_TEXT);
+	t_stats_settled(rt, &st);
+	cr_assert_gt(st.move_run_holes, nr / 8, "%llu holes in %llu runs",
+		     (unsigned long long)st.move_run_holes, (unsigned long long)st.move_runs);
+	for (size_t pg = 0; pg < nr; pg++)
+		cr_assert(page_ok(a + pg * T_PAGE, pg, 1, K_TEXT), "page %zu of a", pg);
+	for (size_t pg = 0; pg < 4 * nr; pg++)
+		cr_assert(page_ok(b + pg * T_PAGE, pg, 1, K_TEXT), "page %zu of b", pg);
+	upg_region_destroy(rb);
+	upg_region_destroy(ra);
+	upg_runtime_destroy(rt);
+}
+
+/*
  * Clean copies (pager.c): a block brought back by readahead or WILLNEED
  * keeps its zpool copy, and evicted again unwritten it costs no
  * compression. A write (by the application or the kernel) or a dropped
@@ -822,7 +859,7 @@ T_BOTH_WAYS(pager, swap_in_refused_by_an_unread_event_keeps_the_data, 120)
 #define CLEAN_LEN	(2ul << 20)
 #define CLEAN_BS	(64ul << 10)
 
-static uint8_t *clean_region(unsigned int features, struct upg_runtime **rt,
+static uint8_t *clean_region(unsigned int features, enum kind k, struct upg_runtime **rt,
 			     struct upg_region **r)
 {
 	struct upg_options o;
@@ -836,32 +873,38 @@ static uint8_t *clean_region(unsigned int features, struct upg_runtime **rt,
 	*r = t_region_create(*rt, CLEAN_LEN);
 	base = upg_region_addr(*r);
 	for (size_t pg = 0; pg < CLEAN_LEN / T_PAGE; pg++)
-		gen_page(base + pg * T_PAGE, pg, 1, K_TEXT);
+		gen_page(base + pg * T_PAGE, pg, 1, k);
 	cr_assert_eq(upg_advise(base, CLEAN_LEN, UPG_ADV_COLD), 0);
 	return base;
 }
 
 /* Bring every block back (WILLNEED: clean) and check every page. */
-static void read_all(uint8_t *base, uint32_t v)
+static void read_all(uint8_t *base, uint32_t v, enum kind k)
 {
 	cr_assert_eq(upg_advise(base, CLEAN_LEN, UPG_ADV_WILLNEED), 0);
 	for (size_t pg = 0; pg < CLEAN_LEN / T_PAGE; pg++)
-		cr_assert(page_ok(base + pg * T_PAGE, pg, v, K_TEXT), "page %zu", pg);
+		cr_assert(page_ok(base + pg * T_PAGE, pg, v, k), "page %zu", pg);
 }
 
 static void clean_round_trip(unsigned int features, bool kept)
 {
 	struct upg_runtime *rt;
 	struct upg_region *r;
-	uint8_t *base = clean_region(features, &rt, &r);
+	uint8_t *base = clean_region(features, K_TEXT, &rt, &r);
 	struct upg_stats a, b, c;
 
 	t_stats_settled(rt, &a);
-	read_all(base, 1);
+	read_all(base, 1, K_TEXT);
 	t_stats_settled(rt, &b);
 	cr_assert_eq(b.swapins - a.swapins, CLEAN_LEN / CLEAN_BS);
 	cr_assert_eq(b.clean_kept - a.clean_kept, kept ? CLEAN_LEN / CLEAN_BS : 0);
 	cr_assert_eq(b.clean_bytes > 0, kept);
+	/*
+	 * Charged to the budget at more than their bytes, so that memory
+	 * does not grow (pager.c, clean_charge): at most twice.
+	 */
+	cr_assert_geq(b.resident_bytes, CLEAN_LEN + b.clean_bytes * (kept ? 1.25 : 1));
+	cr_assert_leq(b.resident_bytes, CLEAN_LEN + 2 * b.clean_bytes);
 	cr_assert_eq(upg_advise(base, CLEAN_LEN, UPG_ADV_COLD), 0);
 	t_stats_settled(rt, &c);
 	cr_assert_eq(c.evictions - b.evictions, CLEAN_LEN / CLEAN_BS);
@@ -869,7 +912,7 @@ static void clean_round_trip(unsigned int features, bool kept)
 	cr_assert_eq(c.clean_bytes, 0);
 	/* The same objects again: nothing was stored twice. */
 	cr_assert_eq(c.zpool_stored_bytes, a.zpool_stored_bytes);
-	read_all(base, 1);
+	read_all(base, 1, K_TEXT);
 	upg_region_destroy(r);
 	upg_runtime_destroy(rt);
 }
@@ -888,7 +931,7 @@ Test(pager, a_stream_keeps_clean_copies_and_scattered_faults_do_not, .timeout = 
 {
 	struct upg_runtime *rt;
 	struct upg_region *r;
-	uint8_t *base = clean_region(UPG_FEAT_ALL, &rt, &r);
+	uint8_t *base = clean_region(UPG_FEAT_ALL, K_TEXT, &rt, &r);
 	size_t nr = CLEAN_LEN / T_PAGE, per = CLEAN_BS / T_PAGE;
 	struct upg_stats a, b;
 
@@ -911,6 +954,27 @@ Test(pager, a_stream_keeps_clean_copies_and_scattered_faults_do_not, .timeout = 
 	upg_runtime_destroy(rt);
 }
 
+/*
+ * A block that compresses worse than half keeps no copy: charged so that
+ * memory does not grow, it would cost more than the block itself.
+ */
+Test(pager, an_incompressible_block_keeps_no_clean_copy, .timeout = 60)
+{
+	struct upg_runtime *rt;
+	struct upg_region *r;
+	uint8_t *base = clean_region(UPG_FEAT_ALL, K_RANDOM, &rt, &r);
+	struct upg_stats a, b;
+
+	t_stats_settled(rt, &a);
+	read_all(base, 1, K_RANDOM);
+	t_stats_settled(rt, &b);
+	cr_assert_eq(b.swapins - a.swapins, CLEAN_LEN / CLEAN_BS);
+	cr_assert_eq(b.clean_kept, a.clean_kept);
+	cr_assert_eq(b.clean_bytes, 0);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
+
 /* The fallback: without write-protect faults no copy is kept. */
 Test(pager, without_write_protect_no_clean_copy_is_kept, .timeout = 60)
 {
@@ -927,12 +991,12 @@ T_BOTH_WAYS(pager, a_write_after_a_read_swap_in_forgets_the_copy, 60)
 {
 	struct upg_runtime *rt;
 	struct upg_region *r;
-	uint8_t *base = clean_region(t_pager_features, &rt, &r), page[T_PAGE];
+	uint8_t *base = clean_region(t_pager_features, K_TEXT, &rt, &r), page[T_PAGE];
 	size_t nr = CLEAN_LEN / T_PAGE;
 	struct upg_stats st;
 	int pfd[2];
 
-	read_all(base, 1);
+	read_all(base, 1, K_TEXT);
 	/* Every 4th page written by us, every 4th + 1 by the kernel (read(2)). */
 	cr_assert_eq(pipe(pfd), 0);
 	for (size_t pg = 0; pg < nr; pg += 4) {
@@ -958,10 +1022,10 @@ T_BOTH_WAYS(pager, a_page_dropped_from_a_clean_block_reads_zeros, 60)
 {
 	struct upg_runtime *rt;
 	struct upg_region *r;
-	uint8_t *base = clean_region(t_pager_features, &rt, &r);
+	uint8_t *base = clean_region(t_pager_features, K_TEXT, &rt, &r);
 	static const uint8_t zeros[T_PAGE];
 
-	read_all(base, 1);
+	read_all(base, 1, K_TEXT);
 	/* One page of each block, in the middle: the blocks stay RESIDENT. */
 	for (size_t off = 0; off < CLEAN_LEN; off += CLEAN_BS)
 		cr_assert_eq(madvise(base + off + 3 * T_PAGE, T_PAGE, MADV_DONTNEED), 0);

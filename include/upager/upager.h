@@ -331,7 +331,9 @@ UPG_API size_t upg_region_len(const struct upg_region *region);
 	X(copyout_parked)	/* faults parked on a block being copied out */ \
 	X(clean_kept)		/* swap-ins that kept the compressed copy */ \
 	X(clean_reused)		/* evictions that reused it: no compression */ \
-	X(clean_dropped)	/* copies dropped: written, page dropped, pin */
+	X(clean_dropped)	/* copies dropped: written, page dropped, pin */ \
+	X(move_runs)		/* runs of blocks moved out in one UFFDIO_MOVE */ \
+	X(move_run_holes)	/* unmapped blocks those runs spanned */
 
 #define UPG_LAT_BUCKETS	512
 

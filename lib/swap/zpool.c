@@ -526,6 +526,13 @@ size_t upg_zpool_object_bytes(struct upg_zpool *zp, uint64_t handle)
 	return len;
 }
 
+size_t upg_zpool_object_pages(uint64_t handle)
+{
+	struct ref r = handle_parse(handle);
+
+	return r.kind == K_RECORD ? r.len : 1;
+}
+
 void upg_zpool_stats(struct upg_zpool *zp, struct upg_zpool_stats *st)
 {
 	uint64_t c[C_NR];

@@ -60,6 +60,9 @@ void upg_zpool_free(struct upg_zpool *zp, uint64_t handle);
 /* Bytes of slots the object holds, rounding included (0 for zero pages). */
 size_t upg_zpool_object_bytes(struct upg_zpool *zp, uint64_t handle);
 
+/* Pages the object holds (what upg_zpool_store() was given). */
+size_t upg_zpool_object_pages(uint64_t handle);
+
 /*
  * Gauges of what is stored now, except store_fail_nospc (a counter) and
  * mem_peak. Read without a lock: fields may be skewed by stores in flight.
