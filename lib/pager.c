@@ -130,6 +130,7 @@ struct upg_pager {
 	bool keep_clean;		/* clean copies: see "Clean copies" */
 	size_t clean_bytes;		/* atomic: their zpool bytes */
 	size_t clean_max;		/* ... at most */
+	size_t compact_floor;		/* evictor only: see compact_zpool */
 	pthread_mutex_t copy_mutex;	/* one copy-out at a time */
 	pthread_mutex_t zap_lock;	/* copy's records */
 	struct copy_run copy;
@@ -2053,6 +2054,71 @@ static void evict_round(struct upg_pager *pg, struct upg_counters *c)
 	}
 }
 
+/*
+ * Give back the zpool's freed slots (zpool.c, compaction): when the slots
+ * freed in arenas still in use hold more than an eighth of its memory
+ * (after the stored set shrank: a phase with more resident, clean copies
+ * dropped), drain the emptiest arenas, moving each COMPRESSED block's
+ * object out of them (held EVICTING meanwhile: a fault waits
+ * microseconds). Clean copies' handles stay where they are. When the
+ * arenas to drain would free too little (the waste is spread over fuller
+ * ones), no drain starts until the waste has grown by another eighth.
+ */
+#define COMPACT_MIN	(4u << 20)	/* bytes of waste: less is not worth a walk */
+
+static void compact_zpool(struct upg_pager *pg, struct upg_counters *c)
+{
+	struct upg_runtime *rt = pg->rt;
+	const uint64_t flags = ((1ull << UPG_PS_SLOT_SHIFT) - 1) & ~UPG_PS_STATE_MASK;
+	size_t waste = upg_zpool_waste_bytes(pg->zpool), freeable;
+	struct upg_zpool_stats zs;
+	uint64_t moved = 0;
+	int ret = 0;
+
+	upg_zpool_stats(pg->zpool, &zs);
+	if (waste < COMPACT_MIN || waste < zs.mem_used / 8 || waste < pg->compact_floor)
+		return;
+	freeable = upg_zpool_drain_begin(pg->zpool);
+	if (freeable < waste / 2) {
+		upg_zpool_drain_end(pg->zpool);
+		pg->compact_floor = waste + zs.mem_used / 8;
+		return;
+	}
+	pthread_rwlock_rdlock(&pg->evict_lock);
+	pthread_rwlock_rdlock(&rt->lock);
+	for (struct upg_region *r = rt->regions; r && !ret; r = r->next) {
+		for (size_t b = 0; b < r->nr_blocks && !ret; b++) {
+			uint64_t *word = &r->state[b], w = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+			uint64_t h = upg_ps_slot(w), nh;
+
+			/* A record's pages are read only once it is held. */
+			if (upg_ps_state(w) != UPG_PS_COMPRESSED ||
+			    (upg_zpool_object_pages(h) == 1 && !upg_zpool_draining(pg->zpool, h)))
+				continue;
+			if (!__atomic_compare_exchange_n(word, &w, upg_ps_with_state(w, UPG_PS_EVICTING),
+							 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				continue;
+			if (!upg_zpool_draining(pg->zpool, h) ||
+			    (ret = upg_zpool_relocate(pg->zpool, h, &nh))) {
+				__atomic_store_n(word, w, __ATOMIC_RELEASE);
+				continue;
+			}
+			__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, nh) | (w & flags),
+					 __ATOMIC_RELEASE);
+			upg_zpool_free(pg->zpool, h);
+			moved++;
+		}
+	}
+	pthread_rwlock_unlock(&rt->lock);
+	pthread_rwlock_unlock(&pg->evict_lock);
+	upg_zpool_drain_end(pg->zpool);
+	upg_stat_inc(c, zpool_compactions);
+	upg_stat_add(c, UPG_STAT_zpool_relocated, moved);
+	if (ret)
+		upg_warn("zpool compaction stopped: %s", strerror(-ret));
+	pg->compact_floor = 0;
+}
+
 static void *evictor_main(void *arg)
 {
 	struct upg_pager *pg = arg;
@@ -2075,8 +2141,10 @@ static void *evictor_main(void *arg)
 				evictor_sleep(pg, seq, 10 * 1000000);
 			else if (load(&pg->resident) > pg->low)
 				usleep(1000);	/* stuck with waiters: let things move */
+			compact_zpool(pg, c);
 			continue;
 		}
+		compact_zpool(pg, c);
 		evictor_sleep(pg, seq, 100 * 1000000);
 	}
 	return NULL;

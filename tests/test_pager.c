@@ -849,6 +849,62 @@ Test(pager, the_clock_moves_runs_across_unmapped_blocks, .timeout = 60)
 }
 
 /*
+ * zpool compaction (pager.c, compact_zpool): a region compressed whole,
+ * then three blocks in four brought back at random, leaves the zpool's
+ * arenas mostly freed slots. The evictor drains them: its memory goes
+ * down while what it holds stays, and every page, resident or still
+ * compressed, reads back right. Both block sizes: a 64 KiB block is a
+ * multi-page record, moved with its pages.
+ */
+static void compaction(size_t bs)
+{
+	size_t len = 64ul << 20, nr = len / bs, per = bs / T_PAGE;
+	struct upg_runtime *rt = pager_runtime(bs, len);
+	struct upg_region *r = t_region_create(rt, len);
+	uint8_t *base = upg_region_addr(r);
+	uint64_t seed = 12345;
+	struct upg_stats a, b;
+
+	for (size_t pg = 0; pg < len / T_PAGE; pg++)
+		gen_page(base + pg * T_PAGE, pg, 1, K_TEXT);
+	cr_assert_eq(upg_advise(base, len, UPG_ADV_COLD), 0);
+	/* Backwards: no stream, so no readahead and no clean copies. */
+	for (size_t blk = nr; blk-- > 0;) {
+		seed = mix(seed);
+		if (seed % 4)
+			cr_assert(page_ok(base + blk * bs, blk * per, 1, K_TEXT), "page %zu",
+				  blk * per);
+	}
+	/* The evictor looks at least every 100 ms when it has nothing to do. */
+	t_stats_settled(rt, &a);
+	for (int i = 0; i < 300 && a.zpool_bytes >= a.zpool_stored_bytes * 3 / 2; i++) {
+		usleep(10000);
+		t_stats(rt, &a);
+	}
+	t_stats_settled(rt, &b);
+	cr_assert_gt(b.zpool_compactions, 0, "no compaction");
+	cr_assert_gt(b.zpool_relocated, 0);
+	/* About a quarter of the region is still stored, in about a quarter of the memory. */
+	cr_assert_lt(b.zpool_bytes, b.zpool_stored_bytes * 3 / 2, "%zu bytes for %llu stored",
+		     b.zpool_bytes, (unsigned long long)b.zpool_stored_bytes);
+	cr_assert_gt(b.zpool_orig_bytes, len / 8);
+	for (size_t pg = 0; pg < len / T_PAGE; pg++)
+		cr_assert(page_ok(base + pg * T_PAGE, pg, 1, K_TEXT), "page %zu", pg);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
+
+Test(pager, the_zpool_gives_back_freed_slots_4k_blocks, .timeout = 60)
+{
+	compaction(T_PAGE);
+}
+
+Test(pager, the_zpool_gives_back_freed_slots_64k_blocks, .timeout = 60)
+{
+	compaction(64ul << 10);
+}
+
+/*
  * Clean copies (pager.c): a block brought back by readahead or WILLNEED
  * keeps its zpool copy, and evicted again unwritten it costs no
  * compression. A write (by the application or the kernel) or a dropped

@@ -391,6 +391,85 @@ Test(zpool, mem_used_goes_back_down_after_freeing_everything)
 	upg_zpool_destroy(zp);
 }
 
+/*
+ * Compaction: objects freed at random leave the arenas partly empty but
+ * held. Draining moves what is left into fewer arenas: the waste goes,
+ * every object (pages and multi-page records) loads the same from its
+ * new handle, and the pool serves new stores after drain_end. With 3 in
+ * 4 freed the arenas are mostly empty; with 1 in 4, mostly full, and the
+ * emptiest must move into the free slots of the others (raw pages: one
+ * size class, so many arenas in it).
+ */
+static void drain(unsigned int freed_in_4, bool raw_only)
+{
+	struct upg_zpool *zp = zp_create(0, 0);
+	size_t n = 4096, rec_pages = 4;
+	char *pages = malloc(n * rec_pages * PAGE);
+	uint64_t *h = calloc(n, sizeof(*h)), seed = 7, moved = 0;
+	struct upg_zpool_stats before, after;
+	size_t waste, freeable;
+
+	cr_assert(pages && h);
+	for (size_t i = 0; i < n; i++) {
+		size_t np = i % 8 ? 1 : rec_pages;
+
+		for (size_t k = 0; k < np; k++)
+			make_page(pages + (i * rec_pages + k) * PAGE,
+				  (enum page_kind)(i % 3 && !raw_only ? P_TEXT : P_RANDOM), i * 8 + k);
+		h[i] = store(zp, pages + i * rec_pages * PAGE, np);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (rnd(&seed) % 4 < freed_in_4) {
+			upg_zpool_free(zp, h[i]);
+			h[i] = 0;
+		}
+	upg_zpool_stats(zp, &before);
+	waste = upg_zpool_waste_bytes(zp);
+	cr_assert_gt(waste, before.mem_used * freed_in_4 / 8, "waste %zu of %llu", waste,
+		     (unsigned long long)before.mem_used);
+	freeable = upg_zpool_drain_begin(zp);
+	cr_assert_gt(freeable, waste / 2);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t nh;
+
+		if (!h[i] || !upg_zpool_draining(zp, h[i]))
+			continue;
+		cr_assert_eq(upg_zpool_relocate(zp, h[i], &nh), 0);
+		cr_assert_neq(nh, h[i]);
+		cr_assert(!upg_zpool_draining(zp, nh));
+		upg_zpool_free(zp, h[i]);
+		h[i] = nh;
+		moved++;
+	}
+	upg_zpool_drain_end(zp);
+	cr_assert_gt(moved, 0);
+	upg_zpool_stats(zp, &after);
+	cr_assert_eq(after.pages_stored, before.pages_stored);
+	cr_assert_eq(after.stored_bytes, before.stored_bytes);
+	cr_assert_lt(after.mem_used, before.mem_used - waste / 2, "%llu -> %llu",
+		     (unsigned long long)before.mem_used, (unsigned long long)after.mem_used);
+	cr_assert_lt(upg_zpool_waste_bytes(zp), waste / 4);
+	for (size_t i = 0; i < n; i++)
+		if (h[i])
+			assert_loads(zp, h[i], pages + i * rec_pages * PAGE, i % 8 ? 1 : rec_pages);
+	/* In use again: stores land, loads match. */
+	h[0] = store(zp, pages, 1);
+	assert_loads(zp, h[0], pages, 1);
+	free(h);
+	free(pages);
+	upg_zpool_destroy(zp);
+}
+
+Test(zpool, draining_gives_back_the_memory_of_freed_slots)
+{
+	drain(3, false);
+}
+
+Test(zpool, draining_gives_back_waste_spread_over_fuller_arenas)
+{
+	drain(1, true);	/* raw pages: many arenas of one class */
+}
+
 /* ---- max_bytes ------------------------------------------------------ */
 
 static void assert_stats_same(const struct upg_zpool_stats *a,

@@ -333,7 +333,9 @@ UPG_API size_t upg_region_len(const struct upg_region *region);
 	X(clean_reused)		/* evictions that reused it: no compression */ \
 	X(clean_dropped)	/* copies dropped: written, page dropped, pin */ \
 	X(move_runs)		/* runs of blocks moved out in one UFFDIO_MOVE */ \
-	X(move_run_holes)	/* unmapped blocks those runs spanned */
+	X(move_run_holes)	/* unmapped blocks those runs spanned */ \
+	X(zpool_compactions)	/* passes that drained the zpool's emptiest arenas */ \
+	X(zpool_relocated)	/* ... and the objects they moved */
 
 #define UPG_LAT_BUCKETS	512
 

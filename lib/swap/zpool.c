@@ -12,7 +12,13 @@
  * only those count in mem_used. When its last slot is freed its pages are
  * dropped and it waits, still mapped, for any class to need an arena.
  *
- * Locks: a class lock covers its arenas' slots and lists; arena_lock (taken
+ * Freed slots stay counted while their arena holds one slot in use, so a
+ * pool whose contents shrank holds arenas mostly empty (zram's zsmalloc
+ * compacts them the same way): upg_zpool_drain_begin() takes the emptiest
+ * of each class out of use, as many as the others have room for, their objects' owners move them (upg_zpool_relocate()) and
+ * free the old ones, and the emptied arenas go back to the empty list.
+ *
+ * Locks: a class lock covers its arenas' slots and lists (and draining); arena_lock (taken
  * inside a class lock, never outside one) covers the empty arenas and the
  * table. Encoding and decoding run with no lock held.
  */
@@ -61,6 +67,7 @@ struct ref {
 struct arena {
 	TAILQ_ENTRY(arena) link;	/* a class's partial list, or empty */
 	bool listed;
+	bool draining;		/* upg_zpool_drain_begin(): no new slots here */
 	char *mem;		/* ARENA_LEN bytes, unmapped only by destroy */
 	uint32_t used;		/* slots in use */
 	uint32_t bump;		/* bytes handed out from the start */
@@ -339,10 +346,12 @@ static void slot_free(struct upg_zpool *zp, struct ref r)
 	memcpy(a->mem + r.off, &a->free_head, sizeof(a->free_head));
 	a->free_head = r.off + 1;
 	empty = !--a->used;
-	if (empty)
+	if (empty) {
 		arena_list(c, a, UNLISTED);
-	else if (!had_free)
+		a->draining = false;
+	} else if (!had_free && !a->draining) {
 		arena_list(c, a, FIRST);	/* free slots go first */
+	}
 	pthread_mutex_unlock(&c->lock);
 	if (empty)
 		arena_put(zp, a);
@@ -400,9 +409,15 @@ static void obj_free(struct upg_zpool *zp, struct ref r)
 	account(zp, r, -1);
 }
 
-/* The page handles go straight into the record's slot. */
-static int record_store(struct upg_zpool *zp, const char *src, uint32_t nr_pages,
-			uint64_t *handle)
+/*
+ * A record of @nr_pages page handles, each made by @piece (page @i from
+ * @arg), straight into the record's slot. On error nothing is stored.
+ */
+typedef int record_piece_fn(struct upg_zpool *zp, const void *arg, uint32_t i,
+			    uint64_t *handle);
+
+static int record_make(struct upg_zpool *zp, uint32_t nr_pages, record_piece_fn *piece,
+		       const void *arg, uint64_t *handle)
 {
 	struct ref rec = { .kind = K_RECORD, .len = nr_pages };
 	struct arena *a;
@@ -415,7 +430,7 @@ static int record_store(struct upg_zpool *zp, const char *src, uint32_t nr_pages
 		return ret;
 	h = (uint64_t *)(void *)(a->mem + rec.off);
 	for (i = 0; i < nr_pages; i++) {
-		ret = page_store(zp, src + (size_t)i * PAGE, &h[i]);
+		ret = piece(zp, arg, i, &h[i]);
 		if (ret)
 			goto err_free_pages;
 	}
@@ -429,6 +444,11 @@ err_free_pages:
 	rec.arena = (uint32_t)(a - zp->arenas);
 	slot_free(zp, rec);
 	return ret;
+}
+
+static int store_piece(struct upg_zpool *zp, const void *src, uint32_t i, uint64_t *handle)
+{
+	return page_store(zp, (const char *)src + (size_t)i * PAGE, handle);
 }
 
 static int page_load(struct upg_zpool *zp, struct ref r, char *dst)
@@ -468,7 +488,7 @@ int upg_zpool_store(struct upg_zpool *zp, const void *src, size_t nr_pages,
 	if (nr_pages == 1)
 		ret = page_store(zp, src, handle);
 	else
-		ret = record_store(zp, src, (uint32_t)nr_pages, handle);
+		ret = record_make(zp, (uint32_t)nr_pages, store_piece, src, handle);
 	if (ret == -ENOSPC)
 		count_add(zp, C_NOSPC, 1);
 	return ret;
@@ -524,6 +544,142 @@ size_t upg_zpool_object_bytes(struct upg_zpool *zp, uint64_t handle)
 			len += upg_zpool_object_bytes(zp, h[i]);
 	}
 	return len;
+}
+
+size_t upg_zpool_waste_bytes(struct upg_zpool *zp)
+{
+	uint64_t used = __atomic_load_n(&zp->mem_used, __ATOMIC_RELAXED);
+	uint64_t slots = __atomic_load_n(&zp->count[C_SLOT], __ATOMIC_RELAXED);
+	uint64_t index = index_bytes(__atomic_load_n(&zp->nr_arenas, __ATOMIC_ACQUIRE));
+
+	return used > slots + index ? used - slots - index : 0;
+}
+
+static int by_used(const void *a, const void *b)
+{
+	uint32_t x = (*(struct arena *const *)a)->used, y = (*(struct arena *const *)b)->used;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * In each class, the emptiest arenas whose objects fit in the freed slots
+ * of the class's other arenas, as zsmalloc compacts: waste spread over
+ * many arenas is given back too, not only that of arenas nearly empty.
+ * The objects go where memory is counted already, so the drained arenas'
+ * memory is what it frees.
+ */
+static size_t class_drain_begin(struct zclass *c, struct arena **v)
+{
+	size_t n = 0, k, freeable = 0, room = 0, moving = 0;
+	struct arena *a;
+
+	TAILQ_FOREACH(a, &c->partial, link)
+		v[n++] = a;
+	qsort(v, n, sizeof(*v), by_used);
+	for (k = 0; k < n; k++)
+		room += v[k]->bump / c->size - v[k]->used;
+	/* Take v[k] while what moves still fits in the room the others have. */
+	for (k = 0; k < n; k++) {
+		room -= v[k]->bump / c->size - v[k]->used;
+		if (moving + v[k]->used > room)
+			break;
+		moving += v[k]->used;
+		freeable += v[k]->committed;
+		arena_list(c, v[k], UNLISTED);
+		__atomic_store_n(&v[k]->draining, true, __ATOMIC_RELAXED);
+	}
+	return freeable;
+}
+
+size_t upg_zpool_drain_begin(struct upg_zpool *zp)
+{
+	uint32_t nr = __atomic_load_n(&zp->nr_arenas, __ATOMIC_ACQUIRE);
+	struct arena **v = malloc((nr ? nr : 1) * sizeof(*v));
+	size_t freeable = 0;
+
+	if (!v)
+		return 0;
+	for (unsigned int ci = 0; ci < NR_CLASSES; ci++) {
+		pthread_mutex_lock(&zp->cls[ci].lock);
+		freeable += class_drain_begin(&zp->cls[ci], v);
+		pthread_mutex_unlock(&zp->cls[ci].lock);
+	}
+	free(v);
+	return freeable;
+}
+
+bool upg_zpool_draining(struct upg_zpool *zp, uint64_t handle)
+{
+	struct ref r = handle_parse(handle);
+	const uint64_t *h;
+
+	if (r.kind == K_ZERO)
+		return false;
+	if (__atomic_load_n(&zp->arenas[r.arena].draining, __ATOMIC_RELAXED))
+		return true;
+	if (r.kind != K_RECORD)
+		return false;
+	h = (const uint64_t *)(const void *)slot_ptr(zp, r);
+	for (uint32_t i = 0; i < r.len; i++)
+		if (upg_zpool_draining(zp, h[i]))
+			return true;
+	return false;
+}
+
+/* A copy of stored page @src in a slot of its class, not draining. */
+static int page_copy(struct upg_zpool *zp, uint64_t src, uint64_t *out)
+{
+	struct ref r = handle_parse(src), to = r;
+	struct arena *a = NULL;
+
+	if (r.kind != K_ZERO) {
+		int ret = slot_alloc(zp, class_of(payload_len(r)), &a, &to.off);
+
+		if (ret)
+			return ret;
+		memcpy(a->mem + to.off, slot_ptr(zp, r), payload_len(r));
+	}
+	account(zp, to, 1);
+	*out = handle_make(zp, to.kind, a, to.off, to.len);
+	return 0;
+}
+
+static int copy_piece(struct upg_zpool *zp, const void *old, uint32_t i, uint64_t *handle)
+{
+	return page_copy(zp, ((const uint64_t *)old)[i], handle);
+}
+
+int upg_zpool_relocate(struct upg_zpool *zp, uint64_t handle, uint64_t *out)
+{
+	struct ref r = handle_parse(handle);
+
+	if (r.kind != K_RECORD)
+		return page_copy(zp, handle, out);
+	return record_make(zp, r.len, copy_piece, slot_ptr(zp, r), out);
+}
+
+void upg_zpool_drain_end(struct upg_zpool *zp)
+{
+	uint32_t nr = __atomic_load_n(&zp->nr_arenas, __ATOMIC_ACQUIRE);
+
+	for (uint32_t i = 0; i < nr; i++) {
+		struct arena *a = &zp->arenas[i];
+		struct zclass *c;
+
+		if (!__atomic_load_n(&a->draining, __ATOMIC_RELAXED))
+			continue;
+		c = &zp->cls[a->cls];
+		pthread_mutex_lock(&c->lock);
+		if (a->draining) {	/* not emptied meanwhile */
+			a->draining = false;
+			if (a->free_head)
+				arena_list(c, a, FIRST);
+			else if (a->bump + c->size <= ARENA_LEN)
+				arena_list(c, a, LAST);
+		}
+		pthread_mutex_unlock(&c->lock);
+	}
 }
 
 size_t upg_zpool_object_pages(uint64_t handle)

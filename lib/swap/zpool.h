@@ -9,6 +9,7 @@
 #ifndef UPG_SWAP_ZPOOL_H
 #define UPG_SWAP_ZPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,26 @@ void upg_zpool_free(struct upg_zpool *zp, uint64_t handle);
 
 /* Bytes of slots the object holds, rounding included (0 for zero pages). */
 size_t upg_zpool_object_bytes(struct upg_zpool *zp, uint64_t handle);
+
+/*
+ * Compaction. Memory the pool holds beyond its slots in use (freed slots
+ * in arenas still in use) is upg_zpool_waste_bytes(). To give it back:
+ * upg_zpool_drain_begin() takes the emptiest arenas of each size class
+ * out of use (no new object goes there), as many as the class's other
+ * arenas have free slots for, and returns about the bytes that emptying
+ * them would free; for each stored object upg_zpool_draining() says is in one,
+ * its owner (only it knows where its handle lives) makes a copy with
+ * upg_zpool_relocate() (0, -ENOSPC or -ENOMEM: nothing copied), puts the
+ * new handle where the old one was and frees the old one; an arena whose
+ * last slot goes is released. upg_zpool_drain_end() puts the arenas not
+ * emptied back in use. One drain at a time; nobody may free the object
+ * being relocated meanwhile.
+ */
+size_t upg_zpool_waste_bytes(struct upg_zpool *zp);
+size_t upg_zpool_drain_begin(struct upg_zpool *zp);
+bool upg_zpool_draining(struct upg_zpool *zp, uint64_t handle);
+int upg_zpool_relocate(struct upg_zpool *zp, uint64_t handle, uint64_t *out);
+void upg_zpool_drain_end(struct upg_zpool *zp);
 
 /* Pages the object holds (what upg_zpool_store() was given). */
 size_t upg_zpool_object_pages(uint64_t handle);
