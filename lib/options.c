@@ -51,9 +51,9 @@ static const struct opt_desc opt_table[] = {
 	  0, 0, false, NULL },
 	{ "ZPOOL_MAX",      OPT_SIZE,      OPT_AT(zpool_max),      "zpool bytes, 0 = no cap of its own",
 	  0, 0, false, NULL },
-	{ "LOW_WATERMARK",  OPT_LEVEL,     OPT_AT(low_watermark),  "evictor stops here: bytes or N% of budget (90%)",
+	{ "LOW_WATERMARK",  OPT_LEVEL,     OPT_AT(low_watermark),  "evictor stops here: bytes or N% of budget (97%)",
 	  0, 0, false, NULL },
-	{ "HIGH_WATERMARK", OPT_LEVEL,     OPT_AT(high_watermark), "evictor starts here: bytes or N% of budget (95%)",
+	{ "HIGH_WATERMARK", OPT_LEVEL,     OPT_AT(high_watermark), "evictor starts here: bytes or N% of budget (99%)",
 	  0, 0, false, NULL },
 	{ "OOM",            OPT_ENUM,      OPT_AT(oom),            "budget cannot be kept: wait, kill or callback",
 	  0, 0, false, oom_names },
@@ -262,8 +262,9 @@ static bool field_ok(const struct opt_desc *d, const struct upg_options *o)
 static int budget_ok(const struct upg_options *o)
 {
 	size_t budget = o->budget ? o->budget : o->budget_total;
-	size_t low = upg_level_bytes(o->low_watermark, budget, UPG_LOW_WATERMARK_PCT);
-	size_t high = upg_level_bytes(o->high_watermark, budget, UPG_HIGH_WATERMARK_PCT);
+	size_t low, high;
+
+	upg_watermarks(o, budget, &low, &high);
 
 	if ((o->budget && o->budget < o->block_size) ||
 	    (o->budget_total && o->budget_total < o->block_size)) {

@@ -2473,8 +2473,7 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 	pg->budget = o->budget ? o->budget : o->budget_total;
 	pg->budget_total = o->budget_total;
 	/* upg_options_validate() saw to low <= high <= budget. */
-	pg->high = upg_level_bytes(o->high_watermark, pg->budget, UPG_HIGH_WATERMARK_PCT);
-	pg->low = upg_level_bytes(o->low_watermark, pg->budget, UPG_LOW_WATERMARK_PCT);
+	upg_watermarks(o, pg->budget, &pg->low, &pg->high);
 	/* No more in one step than an eighth of the budget. */
 	pg->evict_run = (pg->budget / 8 < EVICT_RUN_BYTES ? pg->budget / 8
 							   : EVICT_RUN_BYTES) / pg->block_size;

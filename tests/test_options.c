@@ -681,7 +681,7 @@ Test(options, impossible_budgets_are_refused_by_name)
 
 	o = defaults();
 	o.budget = 1ul << 30;
-	o.low_watermark = UPG_PERCENT(97);	/* above the default high (95 %) */
+	o.low_watermark = UPG_PERCENT(100);	/* above the default high (99 %) */
 	cr_assert_eq(upg_options_validate(&o), -EINVAL);
 
 	o = defaults();
@@ -689,6 +689,28 @@ Test(options, impossible_budgets_are_refused_by_name)
 	o.high_watermark = 2ul << 30;		/* above the budget */
 	cr_assert_eq(upg_options_validate(&o), -EINVAL);
 	cr_assert(t_log_contains("WATERMARK"));
+}
+
+/*
+ * Default watermarks: 97 % and 99 % of a large budget; a small one keeps
+ * a gap of an eighth of it between budget, high and low, so the evictor
+ * has room to work before fills wait. One set by hand is taken as it is.
+ */
+Test(options, default_watermarks_leave_a_gap_under_small_budgets)
+{
+	struct upg_options o = defaults();
+	size_t low, high;
+
+	upg_watermarks(&o, 1ul << 30, &low, &high);
+	cr_assert_eq(high, (1ul << 30) / 100 * 99);
+	cr_assert_eq(low, (1ul << 30) / 100 * 97);
+	upg_watermarks(&o, 4ul << 20, &low, &high);
+	cr_assert_eq(high, (4ul << 20) - (512ul << 10));
+	cr_assert_eq(low, (4ul << 20) - (1ul << 20));
+	o.high_watermark = UPG_PERCENT(99);
+	upg_watermarks(&o, 4ul << 20, &low, &high);
+	cr_assert_eq(high, (4ul << 20) / 100 * 99);
+	cr_assert_eq(low, high - (512ul << 10));
 }
 
 /* Issue 4: the oom and overcommit policies. */

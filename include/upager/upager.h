@@ -142,8 +142,9 @@ struct upg_options {
 	size_t zpool_max;
 	/*
 	 * The background evictor starts above high_watermark and stops at
-	 * low_watermark (bytes or UPG_PERCENT of the budget; 0 = 95 % and
-	 * 90 %). Fills wait only when the budget itself is reached.
+	 * low_watermark (bytes or UPG_PERCENT of the budget; 0 = 99 % and
+	 * 97 %, each at least 1 MiB, or an eighth of a smaller budget, below
+	 * the next). Fills wait only when the budget itself is reached.
 	 */
 	size_t low_watermark, high_watermark;
 	/*
