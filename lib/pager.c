@@ -2056,15 +2056,17 @@ static void evict_round(struct upg_pager *pg, struct upg_counters *c)
 
 /*
  * Give back the zpool's freed slots (zpool.c, compaction): when the slots
- * freed in arenas still in use hold more than an eighth of its memory
+ * freed in arenas still in use hold more than 1/COMPACT_SHARE of its memory
  * (after the stored set shrank: a phase with more resident, clean copies
  * dropped), drain the emptiest arenas, moving each COMPRESSED block's
  * object out of them (held EVICTING meanwhile: a fault waits
  * microseconds). Clean copies' handles stay where they are. When the
- * arenas to drain would free too little (the waste is spread over fuller
- * ones), no drain starts until the waste has grown by another eighth.
+ * arenas to drain would free under a quarter of the waste (it is spread
+ * over fuller ones), no drain starts until the waste has grown by
+ * another 1/COMPACT_SHARE of the zpool.
  */
 #define COMPACT_MIN	(4u << 20)	/* bytes of waste: less is not worth a walk */
+#define COMPACT_SHARE	32		/* ... nor less than 1/32 of the zpool */
 
 static void compact_zpool(struct upg_pager *pg, struct upg_counters *c)
 {
@@ -2076,12 +2078,12 @@ static void compact_zpool(struct upg_pager *pg, struct upg_counters *c)
 	int ret = 0;
 
 	upg_zpool_stats(pg->zpool, &zs);
-	if (waste < COMPACT_MIN || waste < zs.mem_used / 8 || waste < pg->compact_floor)
+	if (waste < COMPACT_MIN || waste < zs.mem_used / COMPACT_SHARE || waste < pg->compact_floor)
 		return;
 	freeable = upg_zpool_drain_begin(pg->zpool);
-	if (freeable < waste / 2) {
+	if (freeable < waste / 4) {
 		upg_zpool_drain_end(pg->zpool);
-		pg->compact_floor = waste + zs.mem_used / 8;
+		pg->compact_floor = waste + zs.mem_used / COMPACT_SHARE;
 		return;
 	}
 	pthread_rwlock_rdlock(&pg->evict_lock);
