@@ -183,7 +183,8 @@ static void fill_absent_ahead(const struct upg_extent *e, struct upg_counters *c
 {
 	struct upg_region *r = e->region;
 	size_t stride = 1;
-	unsigned int w = upg_ra_window(r, c, b, &stride), n = 0;
+	bool read_only;
+	unsigned int w = upg_ra_window(r, c, b, write, &stride, &read_only), n = 0;
 
 	if (w)
 		n = claim_absent_run(e, b + stride, w, stride);
@@ -196,19 +197,21 @@ static void fill_absent_ahead(const struct upg_extent *e, struct upg_counters *c
 }
 
 /* A stream faulted in a staged or compressed block: bring the next ones too. */
-static void readahead_evicted(const struct upg_extent *e, struct upg_counters *c, size_t b)
+static void readahead_evicted(const struct upg_extent *e, struct upg_counters *c, size_t b,
+			      bool write)
 {
 	struct upg_region *r = e->region;
 	uint64_t olds[UPG_RA_MAX_BYTES / UPG_PAGE_SIZE];
 	size_t stride = 1;
-	unsigned int w = upg_ra_window(r, c, b, &stride), n;
+	bool read_only = false;
+	unsigned int w = upg_ra_window(r, c, b, write, &stride, &read_only), n;
 
 	if (!w)
 		return;
 	n = upg_pager_readahead_claim(r->rt->pager, e, b + stride, w, stride, olds);
 	/* Before the work: a fault where the window ends continues the stream. */
 	upg_ra_done(r, c, b, n, stride);
-	upg_pager_readahead_fill(r->rt->pager, c, r, b + stride, n, stride, olds);
+	upg_pager_readahead_fill(r->rt->pager, c, r, b + stride, n, stride, olds, read_only);
 }
 
 /*
@@ -378,7 +381,7 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 			if (!upg_pager_fault(pg, c, e, b, old, page, true, prefetch && !write))
 				continue;
 			if (!prefetch)
-				readahead_evicted(e, c, b);
+				readahead_evicted(e, c, b, write);
 			return FAULT_DONE;
 		case UPG_PS_STAGING:
 			return fault_on_staging(e, c, page, flags);
@@ -387,7 +390,7 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 				return FAULT_NEED_ROOM;
 			if (upg_pager_fault(pg, c, e, b, old, page, true, prefetch && !write)) {
 				if (!prefetch)
-					readahead_evicted(e, c, b);
+					readahead_evicted(e, c, b, write);
 				return FAULT_DONE;
 			}
 			upg_pager_release(pg, upg_block_len(r, b));

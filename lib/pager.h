@@ -131,14 +131,15 @@ uint64_t upg_pager_clean_drop(struct upg_pager *pg, struct upg_counters *c, uint
  * of @e, @b and every @stride blocks after it (FILLING, reserved; their
  * words in @olds),
  * stopping at the first that is neither, at the end of @e, or when the
- * budget has no free room (readahead never waits); then bring them back.
- * A fault on a claimed block waits for its fill. rt->lock shared.
+ * budget has no free room (readahead never waits); then bring them back,
+ * keeping clean copies if @keep (a stream that has not written). A fault
+ * on a claimed block waits for its fill. rt->lock shared.
  */
 unsigned int upg_pager_readahead_claim(struct upg_pager *pg, const struct upg_extent *e,
 				       size_t b, unsigned int n, size_t stride, uint64_t *olds);
 void upg_pager_readahead_fill(struct upg_pager *pg, struct upg_counters *c,
 			      struct upg_region *r, size_t b, unsigned int n, size_t stride,
-			      const uint64_t *olds);
+			      const uint64_t *olds, bool keep);
 
 /*
  * A block was dropped (REMOVE, UNMAP, destroy) out of state @old, which

@@ -27,8 +27,13 @@ static void st(size_t *v, size_t x)
 	__atomic_store_n(v, x, __ATOMIC_RELAXED);
 }
 
+static bool ld_wrote(const struct upg_ra_stream *s)
+{
+	return __atomic_load_n(&s->wrote, __ATOMIC_RELAXED);
+}
+
 /* A stream not started yet whose last fault was a stride before @b. */
-static bool pair_strided(struct upg_region *r, size_t b)
+static bool pair_strided(struct upg_region *r, size_t b, bool write)
 {
 	for (unsigned int i = 0; i < UPG_RA_STREAMS; i++) {
 		struct upg_ra_stream *s = &r->ra.s[i];
@@ -38,6 +43,7 @@ static bool pair_strided(struct upg_region *r, size_t b)
 		    last >= b || b - last < 2 || b - last > UPG_RA_MAX_STRIDE)
 			continue;
 		st(&s->stride, b - last);
+		__atomic_store_n(&s->wrote, ld_wrote(s) || write, __ATOMIC_RELAXED);
 		st(&s->last, b);
 		st(&s->next, b + (b - last));
 		return true;
@@ -46,7 +52,7 @@ static bool pair_strided(struct upg_region *r, size_t b)
 }
 
 unsigned int upg_ra_window(struct upg_region *r, struct upg_counters *c, size_t b,
-			   size_t *stride)
+			   bool write, size_t *stride, bool *read_only)
 {
 	unsigned int max = UPG_RA_MAX_BYTES >> r->block_shift;
 	struct upg_ra_stream *s;
@@ -61,10 +67,13 @@ unsigned int upg_ra_window(struct upg_region *r, struct upg_counters *c, size_t 
 		w = ldu(&s->window);
 		upg_stat_add(c, UPG_STAT_readahead_hits, w);
 		*stride = ld(&s->stride) ? ld(&s->stride) : 1;
+		if (write && !ld_wrote(s))
+			__atomic_store_n(&s->wrote, true, __ATOMIC_RELAXED);
+		*read_only = !ld_wrote(s);
 		w = w ? 2 * w : 1;
 		return w < max ? w : max;
 	}
-	if (pair_strided(r, b))
+	if (pair_strided(r, b, write))
 		return 0;
 	/* A new stream: if its next fault is at b + 1, it continues it. */
 	i = __atomic_fetch_add(&r->ra.victim, 1, __ATOMIC_RELAXED) % UPG_RA_STREAMS;
@@ -72,6 +81,7 @@ unsigned int upg_ra_window(struct upg_region *r, struct upg_counters *c, size_t 
 	upg_stat_add(c, UPG_STAT_readahead_misses, ldu(&s->window));
 	__atomic_store_n(&s->window, 0, __ATOMIC_RELAXED);
 	st(&s->stride, 1);
+	__atomic_store_n(&s->wrote, write, __ATOMIC_RELAXED);
 	st(&s->last, b);
 	st(&s->next, b + 1);
 	return 0;

@@ -9,6 +9,7 @@
 #ifndef UPG_READAHEAD_H
 #define UPG_READAHEAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,11 @@ struct upg_ra_stream {
 	size_t last;		/* the last block the stream faulted on or read ahead */
 	size_t stride;		/* blocks between its accesses: 1 sequential */
 	unsigned int window;	/* blocks brought in with the last fault */
+	/*
+	 * One of its faults was a write: its blocks are written too, so they
+	 * keep no clean copy (pager.c): each would cost a write-protect fault.
+	 */
+	bool wrote;
 };
 
 struct upg_ra {
@@ -36,14 +42,15 @@ struct upg_ra {
 };
 
 /*
- * A fault at block @b of @r: how many blocks after it to bring in, every
- * *@stride blocks (b + stride, b + 2 stride, ...). The caller brings in
- * what it can and reports that with upg_ra_done(). Racy by design
- * (relaxed, unlocked): a wrong guess costs a fault or a block brought in
- * for nothing, never data.
+ * A fault at block @b of @r (a write if @write): how many blocks after it
+ * to bring in, every *@stride blocks (b + stride, b + 2 stride, ...), and
+ * in *@read_only whether none of the stream's faults wrote. The caller
+ * brings in what it can and reports that with upg_ra_done(). Racy by
+ * design (relaxed, unlocked): a wrong guess costs a fault or a block
+ * brought in for nothing, never data.
  */
 unsigned int upg_ra_window(struct upg_region *r, struct upg_counters *c, size_t b,
-			   size_t *stride);
+			   bool write, size_t *stride, bool *read_only);
 /* @n blocks after @b were brought in (n may be below the window asked). */
 void upg_ra_done(struct upg_region *r, struct upg_counters *c, size_t b, unsigned int n,
 		 size_t stride);

@@ -1031,6 +1031,30 @@ Test(pager, an_incompressible_block_keeps_no_clean_copy, .timeout = 60)
 	upg_runtime_destroy(rt);
 }
 
+/*
+ * A stream that writes keeps no copies: every block it reads ahead would
+ * be written too, each write a write-protect fault to drop the copy.
+ */
+Test(pager, a_writing_stream_keeps_no_clean_copies, .timeout = 60)
+{
+	struct upg_runtime *rt;
+	struct upg_region *r;
+	uint8_t *base = clean_region(UPG_FEAT_ALL, K_TEXT, &rt, &r);
+	struct upg_stats a, b;
+
+	t_stats_settled(rt, &a);
+	for (size_t pg = 0; pg < CLEAN_LEN / T_PAGE; pg++)
+		gen_page(base + pg * T_PAGE, pg, 2, K_TEXT);
+	t_stats_settled(rt, &b);
+	cr_assert_gt(b.readahead_blocks, a.readahead_blocks);
+	cr_assert_eq(b.clean_kept, a.clean_kept);
+	cr_assert_eq(b.clean_dropped, a.clean_dropped);
+	for (size_t pg = 0; pg < CLEAN_LEN / T_PAGE; pg++)
+		cr_assert(page_ok(base + pg * T_PAGE, pg, 2, K_TEXT), "page %zu", pg);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
+
 /* The fallback: without write-protect faults no copy is kept. */
 Test(pager, without_write_protect_no_clean_copy_is_kept, .timeout = 60)
 {
