@@ -910,7 +910,7 @@ Test(pager, the_zpool_gives_back_freed_slots_64k_blocks, .timeout = 60)
  * compression. A write (by the application or the kernel) or a dropped
  * page must forget the copy first, or the next eviction would bring the
  * old data back. COLD forces the evictions: a 2 MiB region under an
- * 8 MiB budget (clean copies may take an eighth of it: all fit).
+ * 64 MiB budget (clean copies may take 1/32 of it: all fit).
  */
 #define CLEAN_LEN	(2ul << 20)
 #define CLEAN_BS	(64ul << 10)
@@ -923,7 +923,7 @@ static uint8_t *clean_region(unsigned int features, enum kind k, struct upg_runt
 
 	t_options_default(&o);
 	o.block_size = CLEAN_BS;
-	o.budget = 8ul << 20;
+	o.budget = 64ul << 20;
 	o.features = features;
 	*rt = t_runtime_create_opts(&o);
 	*r = t_region_create(*rt, CLEAN_LEN);
