@@ -203,7 +203,7 @@ static void readahead_evicted(const struct upg_extent *e, struct upg_counters *c
 	struct upg_region *r = e->region;
 	uint64_t olds[UPG_RA_MAX_BYTES / UPG_PAGE_SIZE];
 	size_t stride = 1;
-	bool read_only = false;
+	bool read_only;
 	unsigned int w = upg_ra_window(r, c, b, write, &stride, &read_only), n;
 
 	if (!w)

@@ -314,9 +314,9 @@ static void buf_put(struct upg_pager *pg, uint8_t *buf)
  * has not written (readahead.h: a writing stream's blocks would each
  * take a write-protect fault; seq with 50 % writes ran 0.94-1.18x
  * kernel-zram with copies, 2.41x without) or by WILLNEED keeps its zpool
- * handle for as long as no byte of it changes,
- * so evicting it again costs no compression (the kernel's zram compresses
- * a clean page again at every eviction). Only those: a stream's blocks
+ * handle for as long as no byte of it changes, so evicting it again costs
+ * no compression (the kernel's zram compresses a clean page again at
+ * every eviction). Only those: a stream's blocks
  * are read in order and leave in order, soon, while a block faulted in at
  * random may stay long, its copy's bytes taken from the budget all that
  * time. Measured (upager-bench, 1 GiB, 25 %, text, 2 threads, ratio to
@@ -350,8 +350,7 @@ static void buf_put(struct upg_pager *pg, uint8_t *buf)
  * bytes of copies. They need EVENT_REMOVE (a MADV_DONTNEED not seen would
  * leave a copy of data the application freed) and UFFDIO_MOVE (copy-out
  * write-protects for its own ends).
- */
-/*
+ *
  * At most 1/32 of the budget in clean copies, and 32 MiB. Measured
  * (upager-bench, 2 GiB, text, seq, ratio to kernel-zram, single runs): at
  * a 50 % budget a cap of 1/8 (128 MiB) gave 1.25-1.44x, 1/32 2.01x, 1/128
@@ -2075,7 +2074,8 @@ static void evict_round(struct upg_pager *pg, struct upg_counters *c)
  * microseconds). Clean copies' handles stay where they are. When the
  * arenas to drain would free under a quarter of the waste (it is spread
  * over fuller ones), no drain starts until the waste has grown by
- * another 1/COMPACT_SHARE of the zpool.
+ * another 1/COMPACT_SHARE of the zpool. The walk holds rt->lock shared
+ * (an munmap waits for it: a few ms for 2 GiB of 4 KiB blocks).
  */
 #define COMPACT_MIN	(4u << 20)	/* bytes of waste: less is not worth a walk */
 #define COMPACT_SHARE	32		/* ... nor less than 1/32 of the zpool */
@@ -2089,8 +2089,11 @@ static void compact_zpool(struct upg_pager *pg, struct upg_counters *c)
 	uint64_t moved = 0;
 	int ret = 0;
 
+	/* Called at every turn of the evictor: the cheap test first. */
+	if (waste < COMPACT_MIN || waste < pg->compact_floor)
+		return;
 	upg_zpool_stats(pg->zpool, &zs);
-	if (waste < COMPACT_MIN || waste < zs.mem_used / COMPACT_SHARE || waste < pg->compact_floor)
+	if (waste < zs.mem_used / COMPACT_SHARE)
 		return;
 	freeable = upg_zpool_drain_begin(pg->zpool);
 	if (freeable < waste / 4) {

@@ -58,6 +58,7 @@ unsigned int upg_ra_window(struct upg_region *r, struct upg_counters *c, size_t 
 	struct upg_ra_stream *s;
 	unsigned int i, w;
 
+	*read_only = false;
 	if (!max)
 		return 0;	/* blocks of 512 KiB and more: no readahead */
 	for (i = 0; i < UPG_RA_STREAMS; i++) {

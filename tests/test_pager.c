@@ -1011,24 +1011,42 @@ Test(pager, a_stream_keeps_clean_copies_and_scattered_faults_do_not, .timeout = 
 }
 
 /*
+ * Bring every block of a clean_region() of @k back, by WILLNEED (read) or
+ * by a stream writing version 2 (@write), check every page, and say that
+ * no clean copy was kept; the stats before and after go to @a and @b.
+ */
+static void no_copy_kept(enum kind k, bool write, struct upg_stats *a, struct upg_stats *b)
+{
+	struct upg_runtime *rt;
+	struct upg_region *r;
+	uint8_t *base = clean_region(UPG_FEAT_ALL, k, &rt, &r);
+
+	t_stats_settled(rt, a);
+	if (write) {
+		for (size_t pg = 0; pg < CLEAN_LEN / T_PAGE; pg++)
+			gen_page(base + pg * T_PAGE, pg, 2, k);
+	} else {
+		cr_assert_eq(upg_advise(base, CLEAN_LEN, UPG_ADV_WILLNEED), 0);
+	}
+	t_stats_settled(rt, b);
+	cr_assert_eq(b->clean_kept, a->clean_kept);
+	cr_assert_eq(b->clean_bytes, 0);
+	for (size_t pg = 0; pg < CLEAN_LEN / T_PAGE; pg++)
+		cr_assert(page_ok(base + pg * T_PAGE, pg, write ? 2 : 1, k), "page %zu", pg);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
+
+/*
  * A block that compresses worse than half keeps no copy: charged so that
  * memory does not grow, it would cost more than the block itself.
  */
 Test(pager, an_incompressible_block_keeps_no_clean_copy, .timeout = 60)
 {
-	struct upg_runtime *rt;
-	struct upg_region *r;
-	uint8_t *base = clean_region(UPG_FEAT_ALL, K_RANDOM, &rt, &r);
 	struct upg_stats a, b;
 
-	t_stats_settled(rt, &a);
-	read_all(base, 1, K_RANDOM);
-	t_stats_settled(rt, &b);
+	no_copy_kept(K_RANDOM, false, &a, &b);
 	cr_assert_eq(b.swapins - a.swapins, CLEAN_LEN / CLEAN_BS);
-	cr_assert_eq(b.clean_kept, a.clean_kept);
-	cr_assert_eq(b.clean_bytes, 0);
-	upg_region_destroy(r);
-	upg_runtime_destroy(rt);
 }
 
 /*
@@ -1037,22 +1055,11 @@ Test(pager, an_incompressible_block_keeps_no_clean_copy, .timeout = 60)
  */
 Test(pager, a_writing_stream_keeps_no_clean_copies, .timeout = 60)
 {
-	struct upg_runtime *rt;
-	struct upg_region *r;
-	uint8_t *base = clean_region(UPG_FEAT_ALL, K_TEXT, &rt, &r);
 	struct upg_stats a, b;
 
-	t_stats_settled(rt, &a);
-	for (size_t pg = 0; pg < CLEAN_LEN / T_PAGE; pg++)
-		gen_page(base + pg * T_PAGE, pg, 2, K_TEXT);
-	t_stats_settled(rt, &b);
+	no_copy_kept(K_TEXT, true, &a, &b);
 	cr_assert_gt(b.readahead_blocks, a.readahead_blocks);
-	cr_assert_eq(b.clean_kept, a.clean_kept);
 	cr_assert_eq(b.clean_dropped, a.clean_dropped);
-	for (size_t pg = 0; pg < CLEAN_LEN / T_PAGE; pg++)
-		cr_assert(page_ok(base + pg * T_PAGE, pg, 2, K_TEXT), "page %zu", pg);
-	upg_region_destroy(r);
-	upg_runtime_destroy(rt);
 }
 
 /* The fallback: without write-protect faults no copy is kept. */

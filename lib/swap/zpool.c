@@ -15,12 +15,13 @@
  * Freed slots stay counted while their arena holds one slot in use, so a
  * pool whose contents shrank holds arenas mostly empty (zram's zsmalloc
  * compacts them the same way): upg_zpool_drain_begin() takes the emptiest
- * of each class out of use, as many as the others have room for, their objects' owners move them (upg_zpool_relocate()) and
- * free the old ones, and the emptied arenas go back to the empty list.
+ * of each class out of use, as many as the others have room for; their
+ * objects' owners move them (upg_zpool_relocate()) and free the old ones,
+ * and the emptied arenas go back to the empty list.
  *
- * Locks: a class lock covers its arenas' slots and lists (and draining); arena_lock (taken
- * inside a class lock, never outside one) covers the empty arenas and the
- * table. Encoding and decoding run with no lock held.
+ * Locks: a class lock covers its arenas' slots, lists and draining flags;
+ * arena_lock (taken inside a class lock, never outside one) covers the
+ * empty arenas and the table. Encoding and decoding run with no lock held.
  */
 #include <assert.h>
 #include <errno.h>
@@ -569,13 +570,15 @@ static int by_used(const void *a, const void *b)
  * The objects go where memory is counted already, so the drained arenas'
  * memory is what it frees.
  */
-static size_t class_drain_begin(struct zclass *c, struct arena **v)
+static size_t class_drain_begin(struct zclass *c, struct arena **v, size_t cap)
 {
 	size_t n = 0, k, freeable = 0, room = 0, moving = 0;
 	struct arena *a;
 
+	/* Arenas mapped since the caller counted them wait for the next drain. */
 	TAILQ_FOREACH(a, &c->partial, link)
-		v[n++] = a;
+		if (n < cap)
+			v[n++] = a;
 	qsort(v, n, sizeof(*v), by_used);
 	for (k = 0; k < n; k++)
 		room += v[k]->bump / c->size - v[k]->used;
@@ -602,7 +605,7 @@ size_t upg_zpool_drain_begin(struct upg_zpool *zp)
 		return 0;
 	for (unsigned int ci = 0; ci < NR_CLASSES; ci++) {
 		pthread_mutex_lock(&zp->cls[ci].lock);
-		freeable += class_drain_begin(&zp->cls[ci], v);
+		freeable += class_drain_begin(&zp->cls[ci], v, nr);
 		pthread_mutex_unlock(&zp->cls[ci].lock);
 	}
 	free(v);
