@@ -108,6 +108,7 @@ static void prefetch(struct upg_runtime *rt, uintptr_t start, uintptr_t end, boo
 						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 		}
 	}
+	upg_pager_drops_flush(rt->pager, c);
 }
 
 /* Locks are taken a chunk at a time: unmap events and fork wait on them. */

@@ -72,6 +72,13 @@ size_t upg_pager_cold(struct upg_pager *pg, struct upg_counters *c,
 void upg_pager_cold_finish(struct upg_pager *pg, struct upg_counters *c);
 
 /*
+ * Empty now the slots blocks were copied back from (pager.c,
+ * slot_drop_later), which else wait for the evictor's next turn: after a
+ * batch of reactivations (UPG_ADV_HOT, WILLNEED).
+ */
+void upg_pager_drops_flush(struct upg_pager *pg, struct upg_counters *c);
+
+/*
  * Are regions registered for write-protect faults too? Without UFFDIO_MOVE
  * the clock copies blocks out: write-protect, copy, MADV_DONTNEED (see
  * pager.c, "Copy-out"); with it, clean copies are write-protected (pager.c,

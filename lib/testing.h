@@ -5,6 +5,7 @@
 #ifndef UPG_TESTING_H
 #define UPG_TESTING_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Sleep this long after claiming a block, before filling it. */
@@ -23,6 +24,8 @@ extern _Atomic uintptr_t upg_test_evicting_addr;
 extern _Atomic unsigned int upg_test_copyout_delay_us;
 extern _Atomic unsigned int upg_test_copyout_phase;
 extern _Atomic uintptr_t upg_test_copyout_addr;
+/* Staging drops one madvise() per range, as without process_madvise. */
+extern _Atomic bool upg_test_no_batch_drop;
 
 struct upg_region;
 /*

@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 
 #include "helpers.h"
+#include "testing.h"
 
 #define KIB	1024ul
 #define MIB	(1024ul * 1024)
@@ -97,30 +98,92 @@ T_BOTH_WAYS(advise, cold_compresses_a_resident_range_at_once, 60)
 	upg_runtime_destroy(rt);
 }
 
-T_BOTH_WAYS(advise, hot_moves_staged_blocks_back_without_decompressing, 60)
+/*
+ * Press on a 4 MiB region under a 1 MiB budget until some blocks are
+ * staged (INACTIVE): the evictor may have compressed every staged block
+ * by the time it stops. Returns the stats then.
+ */
+static void stage_some(struct upg_runtime *rt, uint8_t *base, unsigned int seed,
+		       struct upg_stats *st)
+{
+	t_stats_settled(rt, st);
+	for (unsigned int i = 0; i < 64 && !st->inactive_bytes; i++) {
+		t_page_fill(base, 0, seed);
+		t_page_fill(base + (i % 64) * 64 * KIB, (i % 64) * 16, seed);
+		t_stats_settled(rt, st);
+	}
+	cr_assert_gt(st->inactive_bytes, 0, "nothing staged to test with");
+}
+
+/*
+ * HOT brings staged blocks back from their slots without decompressing:
+ * copied back, the slots emptied together (one process_madvise: one TLB
+ * shoot-down), or with @no_batch one madvise() each, as where the
+ * kernel refuses process_madvise on itself.
+ */
+static void hot_brings_staged_blocks_back(bool no_batch)
 {
 	struct upg_runtime *rt = budget_runtime(1 * MIB);
 	uint8_t *base = filled_region(rt, 4 * MIB, 3);
-	struct upg_stats before, after;
+	struct upg_stats at_start, before, after;
 
-	/*
-	 * The evictor may have compressed every staged block by the time it
-	 * stops: press a little more until some are staged.
-	 */
-	t_stats_settled(rt, &before);
-	for (unsigned int i = 0; i < 64 && !before.inactive_bytes; i++) {
-		t_page_fill(base, 0, 3);
-		t_page_fill(base + (i % 64) * 64 * KIB, (i % 64) * 16, 3);
-		t_stats_settled(rt, &before);
-	}
-	cr_assert_gt(before.inactive_bytes, 0, "nothing staged to test with");
+	upg_test_no_batch_drop = no_batch;
+	t_stats_settled(rt, &at_start);
+	stage_some(rt, base, 3, &before);
 	cr_assert_eq(upg_advise(base, 4 * MIB, UPG_ADV_HOT), 0);
 	t_stats_settled(rt, &after);
+	upg_test_no_batch_drop = false;
 	cr_assert_eq(after.inactive_bytes, 0);
 	cr_assert_eq(after.swapins, before.swapins);
 	cr_assert_geq(after.reactivations - before.reactivations,
 		      before.inactive_bytes / (64 * KIB));
+	cr_assert_eq(after.reactivate_moved, before.reactivate_moved, "no slot had a hole");
 	check_pages(base, 0, 4 * MIB, 3);
+	/* HOT empties the slots before it returns. */
+	if (no_batch)
+		cr_assert_eq(after.drop_batches, at_start.drop_batches);
+	else
+		cr_assert_gt(after.drop_batches, before.drop_batches);
+	upg_runtime_destroy(rt);
+}
+
+T_BOTH_WAYS(advise, hot_copies_staged_blocks_back_without_decompressing, 60)
+{
+	hot_brings_staged_blocks_back(false);
+}
+
+T_BOTH_WAYS(advise, hot_brings_staged_blocks_back_one_madvise_each, 60)
+{
+	hot_brings_staged_blocks_back(true);
+}
+
+/*
+ * A staged block whose slot has a hole (a page the application dropped
+ * before the clock moved the block out) is moved back, not copied: the
+ * copy would read the hole and fault on the staging fd, which nobody
+ * reads (the test would hang). The dropped page reads zeros after.
+ */
+Test(advise, a_staged_block_with_a_hole_moves_back, .timeout = 60)
+{
+	struct upg_runtime *rt = budget_runtime(1 * MIB);
+	uint8_t *base = filled_region(rt, 4 * MIB, 5);
+	struct upg_stats before, after;
+
+	/* Page 3 of every block but the first (stage_some writes there). */
+	for (size_t off = 64 * KIB; off < 4 * MIB; off += 64 * KIB)
+		cr_assert_eq(madvise(base + off + 3 * T_PAGE, T_PAGE, MADV_DONTNEED), 0);
+	stage_some(rt, base, 5, &before);
+	cr_assert_eq(upg_advise(base, 4 * MIB, UPG_ADV_HOT), 0);
+	t_stats_settled(rt, &after);
+	cr_assert_gt(after.reactivate_moved, before.reactivate_moved);
+	for (size_t pg = 0; pg < 4 * MIB / T_PAGE; pg++) {
+		static const uint8_t zero[T_PAGE];
+
+		if (pg >= 16 && pg % 16 == 3)
+			cr_assert(!memcmp(base + pg * T_PAGE, zero, T_PAGE), "page %zu", pg);
+		else
+			cr_assert(t_page_check(base + pg * T_PAGE, pg, 5), "page %zu is wrong", pg);
+	}
 	upg_runtime_destroy(rt);
 }
 

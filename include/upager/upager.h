@@ -336,7 +336,9 @@ UPG_API size_t upg_region_len(const struct upg_region *region);
 	X(move_runs)		/* runs of blocks moved out in one UFFDIO_MOVE */ \
 	X(move_run_holes)	/* unmapped blocks those runs spanned */ \
 	X(zpool_compactions)	/* passes that drained the zpool's emptiest arenas */ \
-	X(zpool_relocated)	/* ... and the objects they moved */
+	X(zpool_relocated)	/* ... and the objects they moved */ \
+	X(reactivate_moved)	/* reactivations moved back: a hole in the slot */ \
+	X(drop_batches)		/* staging slots emptied by one process_madvise */
 
 #define UPG_LAT_BUCKETS	512
 
