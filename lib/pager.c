@@ -455,9 +455,10 @@ static void slot_discard(struct upg_pager *pg, uint64_t slot, size_t off, size_t
  * The pidfd must be this process's: after a fork without our handler
  * (a raw clone) it would name the parent, so check.
  */
-static void staging_drop(struct upg_pager *pg, struct upg_counters *c, struct iovec *iov,
+static bool staging_drop(struct upg_pager *pg, struct upg_counters *c, struct iovec *iov,
 			 size_t n)
 {
+	bool ok = true;
 	bool batch = pg->self_pidfd >= 0 && pg->self_pid == getpid() &&
 		     !__atomic_load_n(&pg->no_batch_drop, __ATOMIC_RELAXED) &&
 		     !upg_test_no_batch_drop;
@@ -483,7 +484,19 @@ static void staging_drop(struct upg_pager *pg, struct upg_counters *c, struct io
 		done += k;
 	}
 	for (; done < n; done++)
-		madvise(iov[done].iov_base, iov[done].iov_len, MADV_DONTNEED);
+		ok &= !madvise(iov[done].iov_base, iov[done].iov_len, MADV_DONTNEED);
+	return ok;
+}
+
+/*
+ * Slots a drop could not empty stay taken: a full slot handed out again
+ * would refuse every move into it, or lend its stale pages to a run
+ * (gap_take). Their memory is lost until the runtime ends.
+ */
+static void drop_failed(size_t n)
+{
+	upg_err("MADV_DONTNEED on the staging area failed (%s): %zu slots kept out of use",
+		strerror(errno), n);
 }
 
 /* The next free slot from the cursor on, once round at most. */
@@ -528,7 +541,10 @@ static void slots_drop(struct upg_pager *pg, struct upg_counters *c, const uint6
 		iov[i].iov_base = slot_addr(pg, slots[i]);
 		iov[i].iov_len = pg->block_size;
 	}
-	staging_drop(pg, c, iov, n);
+	if (!staging_drop(pg, c, iov, n)) {
+		drop_failed(n);
+		return;
+	}
 	for (size_t i = 0; i < n; i++)
 		slot_free(pg, slots[i]);
 }
@@ -605,67 +621,86 @@ static bool next_piece(struct upg_runtime *rt, struct upg_region *r, size_t b,
 }
 
 /*
+ * A page-by-page fill or move met @err at a page: go on past it? Only
+ * past a page mapped already (-EEXIST: kept) or a part gone (-ENOENT).
+ */
+static bool fill_goes_on(int err)
+{
+	return err == -EEXIST || err == -ENOENT;
+}
+
+/*
+ * After a fill or move of [start, end) stopped by @err: count it and wake
+ * the thread to fault again. -EAGAIN: an event of this userfaultfd is not
+ * read yet, and until it is the kernel refuses every MOVE and COPY into
+ * it (retrying here would wait for a reader, perhaps this one). Anything
+ * else (-ENOMEM) must not pass for a page mapped by someone else: that
+ * page would be filled with zeros at the next fault.
+ */
+static void fill_stopped(struct upg_runtime *rt, struct upg_counters *c, int err,
+			 uintptr_t start, uintptr_t end)
+{
+	if (err == -EAGAIN)
+		upg_stat_inc(c, fill_retried);
+	else
+		upg_stat_inc(c, fill_failed);
+	upg_uffd_wake(&rt->uffd, start, end - start);
+}
+
+/*
  * Move [start, end) of a block back from @src in its slot. Past a page
  * the kernel will not move (-EEXIST: one is mapped there, kept; -ENOENT:
- * that part is gone) it goes on page by page. Returns false on -EAGAIN:
- * an event of this userfaultfd is not read yet, and until it is the
- * kernel refuses every MOVE and COPY into it; the caller keeps the block
- * as it is and lets the thread fault again (retrying here would wait for
- * a reader, perhaps this one).
+ * that part is gone) it goes on page by page. Returns 0, or the error
+ * that stopped it (fill_stopped): the caller keeps the block as it is and
+ * lets the thread fault again.
  */
-static bool move_back(struct upg_runtime *rt, struct upg_counters *c, uintptr_t start,
-		      uintptr_t end, uintptr_t src)
+static int move_back(struct upg_runtime *rt, struct upg_counters *c, uintptr_t start,
+		     uintptr_t end, uintptr_t src)
 {
 	size_t done = 0;
 	int ret = upg_uffd_move(&rt->uffd, start, src, end - start, &done);
 
 	/* Every page after the first refused answers for itself. */
-	for (uintptr_t p = start + done; ret && ret != -EAGAIN && p < end; p += PAGE) {
+	for (uintptr_t p = start + done; ret && p < end; p += PAGE) {
 		int one = upg_uffd_move(&rt->uffd, p, src + (p - start), PAGE, &done);
 
-		if (one == -EAGAIN)
-			ret = one;
-		else if (one)
+		if (!fill_goes_on(one) && one) {
+			fill_stopped(rt, c, one, start, end);
+			return one;
+		}
+		if (one)
 			upg_stat_inc(c, fill_raced);
 	}
-	if (ret == -EAGAIN) {
-		upg_stat_inc(c, fill_retried);
-		upg_uffd_wake(&rt->uffd, start, end - start);
-		return false;
-	}
-	return true;
+	return 0;
 }
 
 /*
  * Copy [start, end) of the block from @buf, write-protected if @wp, page
  * by page past mapped ones (kept: *@raced is set) and parts gone. Returns
- * false on -EAGAIN, as move_back().
+ * 0, or the error that stopped it, as move_back().
  */
-static bool fill_from(struct upg_runtime *rt, struct upg_counters *c,
-		      uintptr_t start, uintptr_t end, const uint8_t *buf, bool wp,
-		      bool *raced)
+static int fill_from(struct upg_runtime *rt, struct upg_counters *c,
+		     uintptr_t start, uintptr_t end, const uint8_t *buf, bool wp,
+		     bool *raced)
 {
 	size_t done = 0;
 	int ret = upg_uffd_fill_copy(&rt->uffd, start, end - start, buf, wp, &done);
 
 	/* Every page after the first refused answers for itself. */
-	for (uintptr_t p = start + done; ret && ret != -EAGAIN && p < end; p += PAGE) {
+	for (uintptr_t p = start + done; ret && p < end; p += PAGE) {
 		int one = upg_uffd_fill_copy(&rt->uffd, p, PAGE, buf + (p - start), wp, &done);
 
-		if (one == -EAGAIN) {
-			ret = one;
-		} else if (one) {
+		if (!fill_goes_on(one) && one) {
+			fill_stopped(rt, c, one, start, end);
+			return one;
+		}
+		if (one) {
 			upg_stat_inc(c, fill_raced);
 			upg_uffd_wake(&rt->uffd, p, PAGE);
 			*raced = true;
 		}
 	}
-	if (ret == -EAGAIN) {
-		upg_stat_inc(c, fill_retried);
-		upg_uffd_wake(&rt->uffd, start, end - start);
-		return false;
-	}
-	return true;
+	return 0;
 }
 
 /*
@@ -691,48 +726,56 @@ static bool slot_whole(struct upg_pager *pg, uint64_t slot, size_t blen)
  * (slot_drop_later). A move back would clear the slot's page table
  * entries, and each UFFDIO_MOVE pays a TLB shoot-down (measured here:
  * 30-50 us with another CPU in the mm, against about 4 us for a 4 KiB
- * copy and its share of the batched drop). A slot with holes (pages the
- * block did not have) is moved back instead: reading a hole would fault
- * on the staging fd. Refused for now (-EAGAIN): the block stays INACTIVE
- * in its slot, whatever went back already mapped (a later move or copy
- * skips those pages).
+ * copy and its share of the batched drop). Moved back instead: a slot
+ * with holes (pages the block did not have: reading a hole would fault
+ * on the staging fd), blocks of DROP_BYTES or more (each would be
+ * dropped alone, and a large copy costs more than the shoot-down), and
+ * what a copy could not get memory for. Refused for now (-EAGAIN, or
+ * an error): the block stays INACTIVE in its slot, whatever went back
+ * already mapped (a later move or copy skips those pages).
  */
 static void reactivate(struct upg_pager *pg, struct upg_counters *c,
 		       struct upg_region *r, size_t b, uint64_t slot,
 		       uint64_t *word, uint64_t ref, bool keep)
 {
 	uintptr_t bs = block_start(r, b), start, end;
-	size_t blen = upg_block_len(r, b), covered = 0;
-	bool copy = pg->copy_out || slot_whole(pg, slot, blen), raced = false;
+	size_t blen = upg_block_len(r, b);
+	bool copy = pg->copy_out ||
+		    (pg->block_size < DROP_BYTES && slot_whole(pg, slot, blen));
 	bool clean = keep && copy && __atomic_load_n(&pg->slot_clean[slot], __ATOMIC_ACQUIRE);
+	bool raced = false;
 	uint64_t to = upg_ps_make(UPG_PS_RESIDENT, 0), handle;
 
 	for (uintptr_t a = bs; next_piece(pg->rt, r, b, a, &start, &end); a = end) {
 		uint8_t *src = slot_addr(pg, slot) + (start - bs);
+		int ret = copy ? fill_from(pg->rt, c, start, end, src, clean, &raced)
+			       : move_back(pg->rt, c, start, end, (uintptr_t)src);
 
-		if (!(copy ? fill_from(pg->rt, c, start, end, src, clean, &raced)
-			   : move_back(pg->rt, c, start, end, (uintptr_t)src))) {
+		/* A copy refused for want of memory: a move allocates none. */
+		if (ret && ret != -EAGAIN && copy && !pg->copy_out) {
+			ret = move_back(pg->rt, c, start, end, (uintptr_t)src);
+			raced = true;	/* moved pages are writable: no clean copy */
+		}
+		if (ret) {
 			__atomic_store_n(word, upg_ps_make(UPG_PS_INACTIVE, slot), __ATOMIC_RELEASE);
 			return;
 		}
-		covered += end - start;
 	}
 	/* A page kept (already mapped) may have been written: no copy. */
 	if (clean && !raced)
 		to = upg_ps_make(UPG_PS_RESIDENT, slot_take_clean(pg, slot)) | UPG_PS_CLEAN;
-	if (copy) {
-		/* A copy not kept goes now: its block has moved on. */
-		handle = slot_take_clean(pg, slot);
-		if (handle)
-			clean_forget(pg, handle, true);
-		slot_drop_later(pg, c, slot);
-	} else {
+	if (!copy)
 		upg_stat_inc(c, reactivate_moved);
-		/* What is left belonged to parts no longer mapped. */
-		if (covered != blen)
-			slot_discard(pg, slot, 0, blen);
-		slot_free(pg, slot);
-	}
+	/* A copy not kept goes now: its block has moved on. */
+	handle = slot_take_clean(pg, slot);
+	if (handle)
+		clean_forget(pg, handle, true);
+	/*
+	 * What is left in the slot (all of it after a copy; after a move,
+	 * pages the region had already, parts no longer mapped) goes with
+	 * the next batch.
+	 */
+	slot_drop_later(pg, c, slot);
 	__atomic_fetch_sub(&pg->inactive, blen, __ATOMIC_RELAXED);
 	upg_stat_inc(c, reactivations);
 	__atomic_store_n(word, to | ref, __ATOMIC_RELEASE);
@@ -790,7 +833,7 @@ static void swap_in(struct upg_pager *pg, struct upg_counters *c,
 	}
 	clean = keep && pg->keep_clean && clean_keep(pg, handle);
 	for (uintptr_t a = bs; next_piece(pg->rt, r, b, a, &start, &end); a = end) {
-		if (!fill_from(pg->rt, c, start, end, buf + (start - bs), clean, &raced)) {
+		if (fill_from(pg->rt, c, start, end, buf + (start - bs), clean, &raced)) {
 			/*
 			 * Refused for now: the block stays COMPRESSED, its handle
 			 * kept. Pages filled already stay mapped (right; the next
@@ -1846,6 +1889,7 @@ static void slots_release(struct upg_pager *pg, struct upg_counters *c, const ui
 	struct iovec iov[EVICT_RUN_MAX];
 	bool gap[EVICT_RUN_MAX];	/* gap[k]: slots between k - 1 and k taken */
 	size_t nr_iov = 0;
+	bool ok;
 
 	if (!n)
 		return;
@@ -1859,11 +1903,14 @@ static void slots_release(struct upg_pager *pg, struct upg_counters *c, const ui
 		iov[nr_iov++].iov_len = (slots[j - 1] - slots[i]) * pg->block_size + lens[j - 1];
 		i = j;
 	}
-	staging_drop(pg, c, iov, nr_iov);
+	ok = staging_drop(pg, c, iov, nr_iov);
+	if (!ok)
+		drop_failed(n);
 	for (size_t k = 0; k < n; k++) {
-		if (gap[k])
+		if (gap[k] && ok)
 			gap_put(pg, slots[k - 1], slots[k]);
-		slot_free(pg, slots[k]);
+		if (ok)
+			slot_free(pg, slots[k]);
 		__atomic_fetch_sub(&pg->inactive, lens[k], __ATOMIC_RELAXED);
 		upg_pager_release(pg, lens[k]);
 	}
@@ -2439,6 +2486,29 @@ void upg_pager_region_gone(struct upg_pager *pg, struct upg_region *r)
 	pthread_mutex_unlock(&pg->lock);
 }
 
+size_t upg_test_full_free_slots(struct upg_runtime *rt)
+{
+	struct upg_pager *pg = rt->pager;
+	unsigned char vec[UPG_FILL_MAX / PAGE];
+	size_t n = 0;
+
+	if (!pg)
+		return 0;
+	/* Slots are taken under pg->lock: a free one stays free meanwhile. */
+	pthread_mutex_lock(&pg->lock);
+	for (size_t slot = 0; slot < pg->nr_slots; slot++) {
+		if (pg->slot_used[slot] || mincore(slot_addr(pg, slot), pg->block_size, vec))
+			continue;
+		for (size_t i = 0; i < pg->block_size / PAGE; i++)
+			if (vec[i] & 1) {
+				n++;
+				break;
+			}
+	}
+	pthread_mutex_unlock(&pg->lock);
+	return n;
+}
+
 int upg_test_corrupt_block(struct upg_region *r, size_t block)
 {
 	struct upg_pager *pg = r->rt->pager;
@@ -2563,6 +2633,8 @@ static void fork_prepare(void)
 		upg_pager_copy_lock(pg);	/* no block half out */
 		pthread_rwlock_wrlock(&pg->evict_lock);
 		bring_back_all(pg);
+		/* Slots left full for the child to inherit are only a cost. */
+		upg_pager_drops_flush(pg, upg_shared_counters(pg->rt));
 	}
 }
 
@@ -2634,6 +2706,7 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 	if (!pg)
 		return -ENOMEM;
 	pg->rt = rt;
+	pg->self_pidfd = -1;
 	pg->copy_out = !(upg_runtime_features(rt) & UPG_FEAT_MOVE);
 	pg->keep_clean = !pg->copy_out &&
 			 (upg_runtime_features(rt) & (UPG_FEAT_WP | UPG_FEAT_EVENT_REMOVE)) ==
@@ -2697,12 +2770,12 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 			goto err_maps;
 	}
 	pg->bufs_free = ~0ull;
+	pg->self_pid = getpid();
+	pg->self_pidfd = (int)syscall(SYS_pidfd_open, pg->self_pid, 0);	/* < 0: madvise() */
 	ret = -pthread_create(&pg->evictor, NULL, evictor_main, pg);
 	if (ret)
 		goto err_maps;
 	pg->evictor_started = true;
-	pg->self_pid = getpid();
-	pg->self_pidfd = (int)syscall(SYS_pidfd_open, pg->self_pid, 0);	/* < 0: madvise() */
 	live_add(pg);
 	*out = pg;
 	return 0;
@@ -2725,6 +2798,8 @@ err_free:
 	pthread_mutex_destroy(&pg->lock);
 	pthread_mutex_destroy(&pg->copy_mutex);
 	pthread_mutex_destroy(&pg->zap_lock);
+	if (pg->self_pidfd >= 0)
+		close(pg->self_pidfd);
 	free(pg);
 	return ret;
 }

@@ -34,5 +34,8 @@ struct upg_region;
  * -EINVAL when the block is not such a block.
  */
 int upg_test_corrupt_block(struct upg_region *r, size_t block);
+struct upg_runtime;
+/* Staging slots that are free but hold pages (a drop that was missed). */
+size_t upg_test_full_free_slots(struct upg_runtime *rt);
 
 #endif
