@@ -447,6 +447,13 @@ static void slot_discard(struct upg_pager *pg, uint64_t slot, size_t off, size_t
 	madvise(slot_addr(pg, slot) + off, len, MADV_DONTNEED);
 }
 
+/* The pidfd staging_drop() advises through (< 0: madvise() instead). */
+static void self_pidfd_open(struct upg_pager *pg)
+{
+	pg->self_pid = getpid();
+	pg->self_pidfd = (int)syscall(SYS_pidfd_open, pg->self_pid, 0);
+}
+
 /*
  * Empty the staging ranges @iov[0..n) with one TLB shoot-down for all
  * (process_madvise batches it, 6.16+); madvise() per range where the
@@ -770,15 +777,16 @@ static void reactivate(struct upg_pager *pg, struct upg_counters *c,
 	handle = slot_take_clean(pg, slot);
 	if (handle)
 		clean_forget(pg, handle, true);
-	/*
-	 * What is left in the slot (all of it after a copy; after a move,
-	 * pages the region had already, parts no longer mapped) goes with
-	 * the next batch.
-	 */
-	slot_drop_later(pg, c, slot);
 	__atomic_fetch_sub(&pg->inactive, blen, __ATOMIC_RELAXED);
 	upg_stat_inc(c, reactivations);
 	__atomic_store_n(word, to | ref, __ATOMIC_RELEASE);
+	/*
+	 * What is left in the slot (all of it after a copy; after a move,
+	 * pages the region had already, parts no longer mapped) goes with
+	 * the next batch; the block no longer names the slot, so a batch
+	 * emptied here holds no fault on it.
+	 */
+	slot_drop_later(pg, c, slot);
 }
 
 /*
@@ -2653,8 +2661,7 @@ static void fork_child(void)
 	for (struct upg_pager *pg = live_pagers; pg; pg = pg->next_live) {
 		if (pg->self_pidfd >= 0)
 			close(pg->self_pidfd);
-		pg->self_pid = getpid();
-		pg->self_pidfd = (int)syscall(SYS_pidfd_open, pg->self_pid, 0);
+		self_pidfd_open(pg);
 	}
 	fork_done();
 }
@@ -2770,8 +2777,7 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 			goto err_maps;
 	}
 	pg->bufs_free = ~0ull;
-	pg->self_pid = getpid();
-	pg->self_pidfd = (int)syscall(SYS_pidfd_open, pg->self_pid, 0);	/* < 0: madvise() */
+	self_pidfd_open(pg);
 	ret = -pthread_create(&pg->evictor, NULL, evictor_main, pg);
 	if (ret)
 		goto err_maps;
