@@ -70,6 +70,27 @@ Test(bench_run, loops_without_runtime_end_after_the_passes, .timeout = 120)
 }
 
 /*
+ * Faults are counted over the timed run, as the ops are: not during the
+ * ramp. Uniform reads over 4x the budget fault on about 3 ops in 4; with
+ * the ramp's faults (as long as the run) counted, about 3 in 2.
+ */
+Test(bench_run, faults_are_counted_after_the_ramp_like_ops, .timeout = 120)
+{
+	char cmd[1024], out[4096];
+	unsigned long long ops = 0, faults = 0;
+
+	snprintf(cmd, sizeof(cmd), "%s --size=16M --rw=randread --budget=25%% --ramp_time=1 "
+		 "--runtime=1 --time_based --numjobs=1 --compare=upager --output-format=json | "
+		 "python3 -c 'import json,sys\n"
+		 "r=json.load(sys.stdin)[\"results\"][0]\nprint(r[\"ops\"],r[\"faults\"])'",
+		 bench());
+	cr_assert_eq(sh(cmd, out, sizeof(out)), 0, "output: %s", out);
+	cr_assert_eq(sscanf(out, "%llu %llu", &ops, &faults), 2, "output: %s", out);
+	cr_assert_gt(faults, ops / 4, "%llu ops, %llu faults", ops, faults);
+	cr_assert_leq(faults, ops, "%llu ops, %llu faults", ops, faults);
+}
+
+/*
  * --keep-region: jobs a and b agree on size, content and budget and share
  * one populated region; c has other content and gets its own. Each prints
  * name, engine, reused, populate_sec > 0, ops > 0.

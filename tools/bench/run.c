@@ -148,10 +148,14 @@ static double cpu_seconds(void)
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-static uint64_t major_faults(void)
+/* Faults so far: upager's (@rt), else the kernel's major faults. */
+static uint64_t fault_count(struct upg_runtime *rt)
 {
+	struct upg_stats st = { .size = sizeof(st) };
 	struct rusage ru;
 
+	if (rt)
+		return upg_stats_get(rt, &st) ? 0 : st.faults;
 	getrusage(RUSAGE_SELF, &ru);
 	return (uint64_t)ru.ru_majflt;
 }
@@ -383,7 +387,7 @@ static void gather(const struct bench_job *job, struct thread_ctx *th,
 }
 
 static int run_threads(const struct bench_job *job, enum bench_engine e,
-		       uint8_t *base, const uint8_t *pool, struct bench_result *res,
+		       const struct target *t, const uint8_t *pool, struct bench_result *res,
 		       bool progress)
 {
 	uint64_t nr_units = job->size / job->bs, start, busy0, tot0, busy1, tot1;
@@ -402,7 +406,7 @@ static int run_threads(const struct bench_job *job, enum bench_engine e,
 	for (unsigned int i = 0; i < job->numjobs; i++) {
 		th[i].job = job;
 		th[i].dist = &dist;
-		th[i].base = base;
+		th[i].base = t->base;
 		th[i].pool = pool;
 		th[i].id = i;
 		th[i].phase = &phase;
@@ -414,7 +418,8 @@ static int run_threads(const struct bench_job *job, enum bench_engine e,
 	}
 	cpu0 = cpu_seconds();
 	cpu_jiffies(&busy0, &tot0);
-	res->faults = major_faults();
+	/* After the ramp, as the ops: faults per second match them. */
+	res->faults = fault_count(t->rt);
 	start = now_ns();
 	wait_measured(job, th, e, progress, start);
 	__atomic_store_n(&phase, PHASE_STOP, __ATOMIC_RELEASE);
@@ -424,7 +429,7 @@ static int run_threads(const struct bench_job *job, enum bench_engine e,
 	res->cpu_sec = cpu_seconds() - cpu0;
 	cpu_jiffies(&busy1, &tot1);
 	res->sys_busy_pct = tot1 > tot0 ? 100.0 * (double)(busy1 - busy0) / (double)(tot1 - tot0) : 0;
-	res->faults = major_faults() - res->faults;
+	res->faults = fault_count(t->rt) - res->faults;
 	if (progress)
 		fprintf(stderr, "\r%*s\r", 60, "");
 	gather(job, th, res);
@@ -449,15 +454,11 @@ static void measure_one(const struct bench_job *job, enum bench_engine e,
 			struct bench_result *res, bool progress)
 {
 	struct upg_stats st = { .size = sizeof(st) };
-	uint64_t faults_before = 0;
 
-	if (t->rt && !upg_stats_get(t->rt, &st))
-		faults_before = st.faults;
-	res->status = run_threads(job, e, t->base, pool, res, progress);
+	res->status = run_threads(job, e, t, pool, res, progress);
 	res->ram_resident = status_kb("VmRSS");
 	res->ram_meta = status_kb("VmPTE");
 	if (t->rt && !upg_stats_get(t->rt, &st)) {
-		res->faults = st.faults - faults_before;
 		/*
 		 * VmRSS holds the zpool's arenas too (and the state tables,
 		 * which stay counted there): split the store out.
