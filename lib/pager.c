@@ -33,6 +33,7 @@
 #include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -73,6 +74,7 @@ _Atomic unsigned int upg_test_copyout_delay_us;
 _Atomic unsigned int upg_test_copyout_phase;
 _Atomic uintptr_t upg_test_copyout_addr;
 _Atomic bool upg_test_no_batch_drop;
+_Atomic unsigned int upg_test_copy_enomem;
 
 /* Faults handed to the evictor at most; more wait in their reader. */
 #define NR_DEFERRED	128
@@ -681,6 +683,20 @@ static int move_back(struct upg_runtime *rt, struct upg_counters *c, uintptr_t s
 	return 0;
 }
 
+/* UFFDIO_COPY, unless a test makes it fail for want of memory. */
+static int copy_in(struct upg_runtime *rt, uintptr_t dst, size_t len, const uint8_t *buf,
+		   bool wp, size_t *done)
+{
+	unsigned int left = upg_test_copy_enomem;
+
+	while (left)
+		if (atomic_compare_exchange_weak(&upg_test_copy_enomem, &left, left - 1)) {
+			*done = 0;
+			return -ENOMEM;
+		}
+	return upg_uffd_fill_copy(&rt->uffd, dst, len, buf, wp, done);
+}
+
 /*
  * Copy [start, end) of the block from @buf, write-protected if @wp, page
  * by page past mapped ones (kept: *@raced is set) and parts gone. Returns
@@ -691,11 +707,11 @@ static int fill_from(struct upg_runtime *rt, struct upg_counters *c,
 		     bool *raced)
 {
 	size_t done = 0;
-	int ret = upg_uffd_fill_copy(&rt->uffd, start, end - start, buf, wp, &done);
+	int ret = copy_in(rt, start, end - start, buf, wp, &done);
 
 	/* Every page after the first refused answers for itself. */
 	for (uintptr_t p = start + done; ret && p < end; p += PAGE) {
-		int one = upg_uffd_fill_copy(&rt->uffd, p, PAGE, buf + (p - start), wp, &done);
+		int one = copy_in(rt, p, PAGE, buf + (p - start), wp, &done);
 
 		if (!fill_goes_on(one) && one) {
 			fill_stopped(rt, c, one, start, end);
@@ -750,7 +766,7 @@ static void reactivate(struct upg_pager *pg, struct upg_counters *c,
 	bool copy = pg->copy_out ||
 		    (pg->block_size < DROP_BYTES && slot_whole(pg, slot, blen));
 	bool clean = keep && copy && __atomic_load_n(&pg->slot_clean[slot], __ATOMIC_ACQUIRE);
-	bool raced = false;
+	bool raced = false, moved = !copy;
 	uint64_t to = upg_ps_make(UPG_PS_RESIDENT, 0), handle;
 
 	for (uintptr_t a = bs; next_piece(pg->rt, r, b, a, &start, &end); a = end) {
@@ -761,7 +777,7 @@ static void reactivate(struct upg_pager *pg, struct upg_counters *c,
 		/* A copy refused for want of memory: a move allocates none. */
 		if (ret && ret != -EAGAIN && copy && !pg->copy_out) {
 			ret = move_back(pg->rt, c, start, end, (uintptr_t)src);
-			raced = true;	/* moved pages are writable: no clean copy */
+			raced = moved = true;	/* moved pages are writable: no clean copy */
 		}
 		if (ret) {
 			__atomic_store_n(word, upg_ps_make(UPG_PS_INACTIVE, slot), __ATOMIC_RELEASE);
@@ -771,7 +787,7 @@ static void reactivate(struct upg_pager *pg, struct upg_counters *c,
 	/* A page kept (already mapped) may have been written: no copy. */
 	if (clean && !raced)
 		to = upg_ps_make(UPG_PS_RESIDENT, slot_take_clean(pg, slot)) | UPG_PS_CLEAN;
-	if (!copy)
+	if (moved)
 		upg_stat_inc(c, reactivate_moved);
 	/* A copy not kept goes now: its block has moved on. */
 	handle = slot_take_clean(pg, slot);

@@ -24,6 +24,12 @@ extern _Atomic uintptr_t upg_test_evicting_addr;
 extern _Atomic unsigned int upg_test_copyout_delay_us;
 extern _Atomic unsigned int upg_test_copyout_phase;
 extern _Atomic uintptr_t upg_test_copyout_addr;
+/*
+ * The next this many copies of a swap-in or a reactivation fail with
+ * -ENOMEM before their UFFDIO_COPY, as when the kernel has no page to
+ * give.
+ */
+extern _Atomic unsigned int upg_test_copy_enomem;
 /* Staging drops one madvise() per range, as without process_madvise. */
 extern _Atomic bool upg_test_no_batch_drop;
 

@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -180,6 +181,48 @@ T_BOTH_WAYS(advise, hot_copies_staged_blocks_back_without_decompressing, 60)
 T_BOTH_WAYS(advise, hot_brings_staged_blocks_back_one_madvise_each, 60)
 {
 	hot_brings_staged_blocks_back(true);
+}
+
+/*
+ * A copy the kernel refuses for want of memory (forced: the hook fails
+ * the block's copy and then its first page's) never passes for a page
+ * someone else mapped, which would leave the rest to be zero-filled. A
+ * swap-in keeps the block compressed and the thread faults again; a
+ * reactivation moves the block back instead (a move needs no memory).
+ */
+T_BOTH_WAYS(advise, a_copy_without_memory_loses_nothing, 60)
+{
+	struct upg_runtime *rt = budget_runtime(1 * MIB);
+	uint8_t *base = filled_region(rt, 4 * MIB, 7);
+	struct upg_stats before, after;
+
+	t_stats_settled(rt, &before);
+	upg_test_copy_enomem = 2;
+	cr_assert(t_page_check(base + T_PAGE, 1, 7), "page 1 is wrong");
+	/* Page 0 too: had the first refusal passed for a race, it would read zeros. */
+	check_pages(base, 0, 64 * KIB, 7);
+	t_stats_settled(rt, &after);
+	cr_assert_eq(upg_test_copy_enomem, 0);
+	cr_assert_geq(after.fill_failed, before.fill_failed + 1);
+	cr_assert_eq(after.swapins, before.swapins + 1, "swapped in once, at the second try");
+
+	stage_some(rt, base, 7, &before);
+	upg_test_copy_enomem = UINT_MAX;
+	cr_assert_eq(upg_advise(base, 4 * MIB, UPG_ADV_HOT), 0);
+	upg_test_copy_enomem = 0;
+	t_stats_settled(rt, &after);
+	if (!(t_pager_features & UPG_FEAT_MOVE)) {
+		/* Copy-out has no move: HOT left the staged blocks where they were. */
+		check_pages(base, 0, 4 * MIB, 7);
+		upg_runtime_destroy(rt);
+		return;
+	}
+	cr_assert_eq(after.inactive_bytes, 0);
+	cr_assert_gt(after.reactivate_moved, before.reactivate_moved, "%llu staged",
+		     (unsigned long long)before.inactive_bytes / (64 * KIB));
+	cr_assert_eq(upg_test_full_free_slots(rt), 0);
+	check_pages(base, 0, 4 * MIB, 7);
+	upg_runtime_destroy(rt);
 }
 
 /*
