@@ -44,7 +44,13 @@
 struct run {
 	unsigned int gap, batch, reps;
 	struct upg_uffd uffd, staging;
-	uint8_t *region, *slots, *spin_mem;
+	uint8_t *region, *spin_mem;
+	/*
+	 * The moves' staging area, registered with the staging userfaultfd
+	 * as the pager's is; the copies need mapped memory, which a write
+	 * into a registered range cannot map: a plain mapping of their own.
+	 */
+	uint8_t *move_slots, *copy_slots;
 	size_t region_len;
 	int pidfd;
 	volatile bool stop;
@@ -111,13 +117,13 @@ static uint8_t *victim(const struct run *run, size_t i)
 	return run->region + i * run->gap * PAGE;
 }
 
-/* Map the victims again (COPY: a write there would fault), the slots emptied. */
-static int repopulate(struct run *run)
+/* Map the victims again (COPY: a write there would fault), @slots emptied. */
+static int repopulate(struct run *run, uint8_t *slots)
 {
 	static uint8_t ones[PAGE];
 
 	memset(ones, 1, PAGE);
-	if (madvise(run->slots, VICTIMS * PAGE, MADV_DONTNEED))
+	if (madvise(slots, VICTIMS * PAGE, MADV_DONTNEED))
 		return -errno;
 	for (size_t i = 0; i < VICTIMS; i++) {
 		size_t done;
@@ -136,7 +142,7 @@ static double way_move(struct run *run)
 
 	for (size_t i = 0; i < VICTIMS; i++) {
 		size_t done;
-		int ret = upg_uffd_move(&run->staging, (uintptr_t)(run->slots + i * PAGE),
+		int ret = upg_uffd_move(&run->staging, (uintptr_t)(run->move_slots + i * PAGE),
 					(uintptr_t)victim(run, i), PAGE, &done);
 
 		if (ret) {
@@ -159,7 +165,7 @@ static double way_span(struct run *run)
 		int ret = upg_uffd_writeprotect(&run->uffd, start, len, true);
 
 		for (size_t j = 0; !ret && j < k; j++) {
-			memcpy(run->slots + (i + j) * PAGE, victim(run, i + j), PAGE);
+			memcpy(run->copy_slots + (i + j) * PAGE, victim(run, i + j), PAGE);
 			iov[j] = (struct iovec){ victim(run, i + j), PAGE };
 		}
 		if (!ret) {
@@ -201,37 +207,26 @@ static int setup(struct run *run)
 	run->region_len = VICTIMS * run->gap * PAGE;
 	run->region = mmap(NULL, run->region_len, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	run->slots = mmap(NULL, VICTIMS * PAGE, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	run->move_slots = mmap(NULL, VICTIMS * PAGE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	run->copy_slots = mmap(NULL, VICTIMS * PAGE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	run->spin_mem = mmap(NULL, SPIN_LEN, PROT_READ | PROT_WRITE,
 			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (run->region == MAP_FAILED || run->slots == MAP_FAILED || run->spin_mem == MAP_FAILED)
+	if (run->region == MAP_FAILED || run->move_slots == MAP_FAILED ||
+	    run->copy_slots == MAP_FAILED || run->spin_mem == MAP_FAILED)
 		return -ENOMEM;
 	/* 4 KiB pages only: a huge page would move or drop as one. */
 	madvise(run->region, run->region_len, MADV_NOHUGEPAGE);
-	madvise(run->slots, VICTIMS * PAGE, MADV_NOHUGEPAGE);
+	madvise(run->move_slots, VICTIMS * PAGE, MADV_NOHUGEPAGE);
 	memset(run->region, 1, run->region_len);
 	memset(run->spin_mem, 1, SPIN_LEN);
 	ret = upg_uffd_register(&run->uffd, (uintptr_t)run->region, run->region_len, true);
 	if (!ret)
-		ret = upg_uffd_register(&run->staging, (uintptr_t)run->slots, VICTIMS * PAGE,
+		ret = upg_uffd_register(&run->staging, (uintptr_t)run->move_slots, VICTIMS * PAGE,
 					false);
 	run->pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
 	return ret ? ret : run->pidfd < 0 ? -errno : 0;
-}
-
-/*
- * The staging area is registered for the moves; the span way copies into
- * it, which would fault there: it needs its pages mapped first, which a
- * write cannot do on a registered range. So the span way copies into a
- * plain mapping of its own.
- */
-static int span_slots(struct run *run, uint8_t **saved)
-{
-	*saved = run->slots;
-	run->slots = mmap(NULL, VICTIMS * PAGE, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	return run->slots == MAP_FAILED ? -ENOMEM : 0;
 }
 
 static void usage(void)
@@ -273,7 +268,6 @@ int main(int argc, char **argv)
 	struct run run = { 0 };
 	struct upg_uffd_loop *loop = NULL;
 	double move[MAX_REPS], span[MAX_REPS];
-	uint8_t *move_slots;
 	pthread_t spinner;
 	int ret;
 
@@ -284,19 +278,15 @@ int main(int argc, char **argv)
 		return EXIT_SKIP;
 	if (!ret)
 		ret = upg_uffd_loop_start(&run.uffd, 2, true, &ops, &run, counters, &loop);
-	if (ret || span_slots(&run, &move_slots)) {
+	if (ret) {
 		fprintf(stderr, "evict_cost: setup: %s\n", strerror(-ret));
 		return 1;
 	}
 	pthread_create(&spinner, NULL, spin_main, &run);
 	for (unsigned int r = 0; r < run.reps; r++) {
-		uint8_t *span_slots_mem = run.slots;
-
-		run.slots = move_slots;
-		if (repopulate(&run) || (move[r] = way_move(&run)) < 0)
+		if (repopulate(&run, run.move_slots) || (move[r] = way_move(&run)) < 0)
 			return 1;
-		run.slots = span_slots_mem;
-		if (repopulate(&run) || (span[r] = way_span(&run)) < 0)
+		if (repopulate(&run, run.copy_slots) || (span[r] = way_span(&run)) < 0)
 			return 1;
 	}
 	run.stop = true;
