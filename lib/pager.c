@@ -1696,6 +1696,19 @@ static bool claim_hole(struct upg_pager *pg, struct upg_region *r, size_t b, uin
 	return false;
 }
 
+/* How many pages of the first @len bytes of @slot are there (mincore). */
+static size_t slot_pages(struct upg_pager *pg, uint64_t slot, size_t len)
+{
+	unsigned char vec[UPG_FILL_MAX / PAGE];
+	size_t n = 0;
+
+	if (mincore(slot_addr(pg, slot), len, vec))
+		return 0;
+	for (size_t i = 0; i < len / PAGE; i++)
+		n += vec[i] & 1;
+	return n;
+}
+
 /* Block @b of @r, claimed out of word @old, is in @slot now: INACTIVE. */
 static void staged(struct upg_pager *pg, struct upg_region *r, size_t b, uint64_t slot,
 		   uint64_t old, bool queue)
@@ -1724,7 +1737,7 @@ static void move_run(struct upg_pager *pg, struct upg_counters *c, struct upg_re
 	struct upg_runtime *rt = pg->rt;
 	uintptr_t start = block_start(r, b0);
 	size_t len = block_start(r, b0 + n - 1) + upg_block_len(r, b0 + n - 1) - start;
-	size_t done = 0, back = 0;
+	size_t done = 0, moved;
 	int ret;
 
 	ret = upg_uffd_move(&pg->staging_uffd, (uintptr_t)slot_addr(pg, s0), start, len, &done);
@@ -1740,15 +1753,21 @@ static void move_run(struct upg_pager *pg, struct upg_counters *c, struct upg_re
 			__atomic_store_n(word, olds[k], __ATOMIC_RELEASE);
 			continue;
 		}
-		if (!ret || bs + blen <= start + done) {
+		/*
+		 * Past the count the kernel gave, ask the slot what moved: on
+		 * 6.18 a refused move (-EAGAIN) was seen to leave one page
+		 * more in the slots than it counted. Trusting the count then
+		 * put the block back RESIDENT without that page (a later fault
+		 * filled zeros) and freed a full slot.
+		 */
+		if (!ret || bs + blen <= start + done ||
+		    (moved = slot_pages(pg, s0 + k, blen)) == blen / PAGE) {
 			staged(pg, r, b0 + k, s0 + k, olds[k], queue);
 			upg_stat_inc(c, deactivations);
 			continue;
 		}
 		upg_stat_inc(c, deactivate_failed);
-		if (bs < start + done &&
-		    upg_uffd_move(&rt->uffd, bs, (uintptr_t)slot_addr(pg, s0 + k),
-				  start + done - bs, &back)) {
+		if (moved && move_back(rt, c, bs, bs + blen, (uintptr_t)slot_addr(pg, s0 + k))) {
 			/*
 			 * Part of it is in the slot and cannot go back now (an
 			 * event not read yet): it is INACTIVE, as if it had all
