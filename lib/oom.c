@@ -78,7 +78,10 @@ static size_t sat_mul(size_t a, size_t b)
 	return b && a > SIZE_MAX / b ? SIZE_MAX : a * b;
 }
 
-/* What budget + store can hold, in bytes of the application's data. */
+/*
+ * What budget + zpool can hold, in bytes of the application's data (a
+ * swap store adds its size on top: it holds pages as they are).
+ */
 static size_t capacity(const struct upg_options *o)
 {
 	size_t budget = o->budget ? o->budget : o->budget_total;
@@ -101,7 +104,7 @@ int upg_oom_admit(struct upg_runtime *rt, size_t len)
 
 	if (!rt->pager || o->overcommit == UPG_OVERCOMMIT_ALWAYS)
 		return 0;
-	cap = capacity(o);
+	cap = sat_add(capacity(o), upg_pager_swap_capacity(rt->pager));
 	pthread_rwlock_rdlock(&rt->lock);
 	for (const struct upg_region *r = rt->regions; r; r = r->next)
 		managed += r->mapped_len;

@@ -16,7 +16,7 @@
 #include "log.h"
 #include "options.h"
 
-enum opt_kind { OPT_SIZE, OPT_LEVEL, OPT_UINT, OPT_BOOL, OPT_ENUM, OPT_FEATURES };
+enum opt_kind { OPT_SIZE, OPT_LEVEL, OPT_UINT, OPT_BOOL, OPT_ENUM, OPT_FEATURES, OPT_PATH };
 
 struct opt_desc {
 	const char *name;
@@ -50,6 +50,10 @@ static const struct opt_desc opt_table[] = {
 	{ "BUDGET_TOTAL",   OPT_SIZE,      OPT_AT(budget_total),   "resident + zpool bytes, 0 = no limit",
 	  0, 0, false, NULL },
 	{ "ZPOOL_MAX",      OPT_SIZE,      OPT_AT(zpool_max),      "zpool bytes, 0 = no cap of its own",
+	  0, 0, false, NULL },
+	{ "SWAP",           OPT_PATH,      OPT_AT(swap),           "swap store: a directory or a block device, empty = none",
+	  0, 0, false, NULL },
+	{ "SWAP_SIZE",      OPT_SIZE,      OPT_AT(swap_size),      "swap store's most bytes (a device: 0 = all of it)",
 	  0, 0, false, NULL },
 	{ "LOW_WATERMARK",  OPT_LEVEL,     OPT_AT(low_watermark),  "evictor stops here: bytes or N% of budget (97%)",
 	  0, 0, false, NULL },
@@ -228,6 +232,12 @@ static int parse_one(const struct opt_desc *d, const char *value,
 		return parse_enum(value, d->names, (unsigned int *)field);
 	case OPT_FEATURES:
 		return parse_features(value, (unsigned int *)field);
+	case OPT_PATH:
+		/* An absolute path, or none: a relative one would change with cwd. */
+		if ((*value && *value != '/') || strlen(value) >= UPG_SWAP_PATH_MAX)
+			return -EINVAL;
+		strcpy(field, value);
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -296,6 +306,15 @@ int upg_options_validate(const struct upg_options *o)
 	}
 	if (o->oom == UPG_OOM_CALLBACK && !o->oom_callback) {
 		upg_warn("UPAGER_OOM=callback: no oom_callback is set (code only)");
+		ret = -EINVAL;
+	}
+	if (!memchr(o->swap, '\0', sizeof(o->swap))) {
+		upg_warn("UPAGER_SWAP: the path is not terminated");
+		ret = -EINVAL;
+	} else if (o->swap[0] && !o->budget && !o->budget_total) {
+		/* Without a budget nothing is evicted: the store would sit unused. */
+		upg_warn("UPAGER_SWAP=%s needs a budget (UPAGER_BUDGET or UPAGER_BUDGET_TOTAL)",
+			 o->swap);
 		ret = -EINVAL;
 	}
 	return ret ? ret : budget_ok(o);
@@ -378,6 +397,9 @@ static void format_value(const struct opt_desc *d, const struct upg_options *o,
 	case OPT_ENUM:
 		snprintf(buf, len, "%s", *(const unsigned int *)field < enum_count(d->names) ?
 			 d->names[*(const unsigned int *)field] : "?");
+		return;
+	case OPT_PATH:
+		snprintf(buf, len, "%s", *field ? field : "(none)");
 		return;
 	case OPT_FEATURES:
 		buf[0] = '\0';

@@ -49,11 +49,13 @@
 #include "pagestate.h"
 #include "oom.h"
 #include "pager.h"
-#include "swap/zpool.h"
+#include "swap/io.h"	/* test hooks only */
+#include "swap/tier.h"
 #include "testing.h"
 
 #define PAGE		UPG_PAGE_SIZE
 #define NR_BUFS		64	/* bounce buffers: one per thread at work */
+#define NR_RA_BUFS	4	/* readahead windows loaded at once from a swap store */
 #define EVICT_BATCH	32	/* evictor steps per hold of rt->lock */
 /*
  * Blocks moved out or compressed per step, slots released together: 1 MiB
@@ -128,7 +130,7 @@ struct upg_pager {
 	size_t block_size;
 	size_t evict_run;			/* blocks, see EVICT_RUN_BYTES */
 	size_t budget, budget_total, high, low;	/* bytes */
-	struct upg_zpool *zpool;
+	struct upg_tier *tier;		/* the zpool, and a swap store if set */
 
 	struct upg_uffd staging_uffd;	/* with UFFDIO_MOVE only */
 	uint8_t *staging;
@@ -181,6 +183,8 @@ struct upg_pager {
 
 	uint8_t *bufs;			/* NR_BUFS blocks */
 	uint64_t bufs_free;		/* bit i: bufs[i] is free */
+	uint8_t *ra_bufs;		/* NR_RA_BUFS readahead windows (a swap store only) */
+	unsigned int ra_free;		/* bit i: ra_bufs' window i is free */
 
 	size_t resident;		/* bytes, atomic */
 	size_t inactive;		/* bytes, atomic */
@@ -227,16 +231,15 @@ static size_t load(const size_t *v)
 /* The resident limit now: budget_total also has to hold the zpool. */
 static size_t resident_limit(struct upg_pager *pg)
 {
-	struct upg_zpool_stats zs;
-	size_t limit = pg->budget;
+	size_t limit = pg->budget, stored;
 
 	if (!pg->budget_total)
 		return limit;
-	upg_zpool_stats(pg->zpool, &zs);
-	if (zs.mem_used >= pg->budget_total)
+	stored = upg_tier_mem_used(pg->tier);
+	if (stored >= pg->budget_total)
 		return pg->block_size;	/* one block, so a fault can finish */
-	if (pg->budget_total - zs.mem_used < limit)
-		limit = pg->budget_total - zs.mem_used;
+	if (pg->budget_total - stored < limit)
+		limit = pg->budget_total - stored;
 	return limit < pg->block_size ? pg->block_size : limit;
 }
 
@@ -327,6 +330,36 @@ static void buf_put(struct upg_pager *pg, uint8_t *buf)
 	__atomic_fetch_or(&pg->bufs_free, 1ull << i, __ATOMIC_RELEASE);
 }
 
+static size_t ra_buf_bytes(const struct upg_pager *pg)
+{
+	return UPG_RA_MAX_BYTES > pg->block_size ? UPG_RA_MAX_BYTES : pg->block_size;
+}
+
+/*
+ * A buffer for a readahead window (ra_load), or NULL when all are in
+ * use: the window then loads block by block.
+ */
+static uint8_t *ra_buf_get(struct upg_pager *pg)
+{
+	unsigned int free = __atomic_load_n(&pg->ra_free, __ATOMIC_ACQUIRE);
+
+	while (free) {
+		unsigned int i = (unsigned int)__builtin_ctz(free);
+
+		if (__atomic_compare_exchange_n(&pg->ra_free, &free, free & ~(1u << i), false,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			return pg->ra_bufs + (size_t)i * ra_buf_bytes(pg);
+	}
+	return NULL;
+}
+
+static void ra_buf_put(struct upg_pager *pg, uint8_t *buf)
+{
+	size_t i = (size_t)(buf - pg->ra_bufs) / ra_buf_bytes(pg);
+
+	__atomic_fetch_or(&pg->ra_free, 1u << i, __ATOMIC_RELEASE);
+}
+
 /*
  * Clean copies. A block brought back by the readahead of a stream that
  * has not written (readahead.h: a writing stream's blocks would each
@@ -379,7 +412,7 @@ static void buf_put(struct upg_pager *pg, uint8_t *buf)
 
 static size_t clean_charge(struct upg_pager *pg, uint64_t handle, size_t bytes)
 {
-	size_t orig = upg_zpool_object_pages(handle) * PAGE;
+	size_t orig = upg_tier_object_pages(pg->tier, handle) * PAGE;
 
 	return pg->budget_total || !bytes ? 0 : bytes * orig / (orig - bytes);
 }
@@ -387,10 +420,10 @@ static size_t clean_charge(struct upg_pager *pg, uint64_t handle, size_t bytes)
 /* Count @handle as a clean copy, if it is worth its room and fits. */
 static bool clean_keep(struct upg_pager *pg, uint64_t handle)
 {
-	size_t bytes = upg_zpool_object_bytes(pg->zpool, handle);
+	size_t bytes = upg_tier_object_bytes(pg->tier, handle);
 	size_t cur = load(&pg->clean_bytes), charge;
 
-	if (bytes > upg_zpool_object_pages(handle) * PAGE / 2)
+	if (bytes > upg_tier_object_pages(pg->tier, handle) * PAGE / 2)
 		return false;
 	do {
 		if (cur + bytes > pg->clean_max)
@@ -408,14 +441,14 @@ static bool clean_keep(struct upg_pager *pg, uint64_t handle)
 /* A clean copy is one no more (its bytes uncounted); freed if @free_it. */
 static void clean_forget(struct upg_pager *pg, uint64_t handle, bool free_it)
 {
-	size_t bytes = upg_zpool_object_bytes(pg->zpool, handle);
+	size_t bytes = upg_tier_object_bytes(pg->tier, handle);
 	size_t charge = clean_charge(pg, handle, bytes);
 
 	__atomic_fetch_sub(&pg->clean_bytes, bytes, __ATOMIC_RELAXED);
 	if (charge)
 		upg_pager_release(pg, charge);
 	if (free_it)
-		upg_zpool_free(pg->zpool, handle);
+		upg_tier_free(pg->tier, handle);
 }
 
 /* The clean copy waiting beside @slot (0: none), taken from it. */
@@ -826,31 +859,29 @@ static void fail_page(struct upg_pager *pg, struct upg_counters *c, uintptr_t pa
 }
 
 /*
- * Fault on a COMPRESSED block: decompress, fill each mapped piece. @keep
- * (a read): keep the handle as a clean copy, the pages write-protected.
+ * Fault on a COMPRESSED block whose data the store gave (@ret 0) into
+ * @buf, or failed to: fill each mapped piece. @keep (a read): keep the
+ * handle as a clean copy, the pages write-protected.
  */
-static void swap_in(struct upg_pager *pg, struct upg_counters *c,
-		    struct upg_region *r, size_t b, uint64_t handle,
-		    uint64_t *word, uintptr_t page, uint64_t ref, uint32_t tid, bool keep)
+static void swap_in_loaded(struct upg_pager *pg, struct upg_counters *c,
+			   struct upg_region *r, size_t b, uint64_t handle,
+			   uint64_t *word, uintptr_t page, uint64_t ref, uint32_t tid, bool keep,
+			   const uint8_t *buf, int ret)
 {
 	size_t blen = upg_block_len(r, b);
 	uintptr_t bs = block_start(r, b), start, end;
-	uint8_t *buf = buf_get(pg);
 	bool clean = false, raced = false;
-	int ret;
 
-	ret = upg_zpool_load(pg->zpool, handle, buf, blen / PAGE);
 	if (ret) {
 		/*
 		 * Never hand back a wrong page. The block stays COMPRESSED
 		 * (its data is gone, not zero); the faulting access gets
 		 * SIGBUS where the kernel can poison the page.
 		 */
-		upg_err("block at %p failed to decompress (%d): its accesses get SIGBUS",
-			(void *)bs, ret);
+		upg_err("block at %p failed to load (%s: undecodable, a bad checksum or a "
+			"failed read): its accesses get SIGBUS", (void *)bs, strerror(-ret));
 		upg_stat_inc(c, swapin_failed);
 		fail_page(pg, c, page, tid);
-		buf_put(pg, buf);
 		upg_pager_release(pg, blen);	/* the caller's reserve */
 		__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle), __ATOMIC_RELEASE);
 		return;
@@ -863,7 +894,6 @@ static void swap_in(struct upg_pager *pg, struct upg_counters *c,
 			 * kept. Pages filled already stay mapped (right; the next
 			 * swap-in skips them), uncounted until then.
 			 */
-			buf_put(pg, buf);
 			if (clean)
 				clean_forget(pg, handle, false);
 			upg_pager_release(pg, blen);	/* the caller's reserve */
@@ -873,7 +903,6 @@ static void swap_in(struct upg_pager *pg, struct upg_counters *c,
 		}
 		upg_stat_add(c, UPG_STAT_swapin_pages, (end - start) / PAGE);
 	}
-	buf_put(pg, buf);
 	upg_stat_inc(c, swapins);
 	/* A page kept (already mapped) may have been written: no copy. */
 	if (clean && !raced) {
@@ -884,8 +913,44 @@ static void swap_in(struct upg_pager *pg, struct upg_counters *c,
 	}
 	if (clean)
 		clean_forget(pg, handle, false);
-	upg_zpool_free(pg->zpool, handle);
+	upg_tier_free(pg->tier, handle);
 	__atomic_store_n(word, upg_ps_make(UPG_PS_RESIDENT, 0) | ref, __ATOMIC_RELEASE);
+}
+
+/* Fault on a COMPRESSED block: load it, then as swap_in_loaded(). */
+static void swap_in(struct upg_pager *pg, struct upg_counters *c,
+		    struct upg_region *r, size_t b, uint64_t handle,
+		    uint64_t *word, uintptr_t page, uint64_t ref, uint32_t tid, bool keep)
+{
+	uint8_t *buf = buf_get(pg);
+	int ret = upg_tier_load(pg->tier, handle, buf, upg_block_len(r, b) / PAGE);
+
+	swap_in_loaded(pg, c, r, b, handle, word, page, ref, tid, keep, buf, ret);
+	buf_put(pg, buf);
+}
+
+/*
+ * Load the COMPRESSED blocks of a readahead window from the swap store
+ * together (block k at @buf + k blocks), so that a stream reads its
+ * neighbouring slots in one I/O, not one per block: each read waits
+ * tens of microseconds, long enough for the stream to catch up and
+ * fault on every block of its window.
+ */
+static void ra_load(struct upg_pager *pg, struct upg_region *r, size_t b, unsigned int n,
+		    size_t stride, const uint64_t *olds, uint8_t *buf, int *rets)
+{
+	uint64_t handles[UPG_TIER_LOAD_MANY_MAX];
+	uint8_t *dsts[UPG_TIER_LOAD_MANY_MAX];
+	size_t pages[UPG_TIER_LOAD_MANY_MAX];
+
+	for (unsigned int k = 0; k < n; k++) {
+		bool compressed = upg_ps_state(olds[k]) == UPG_PS_COMPRESSED;
+
+		handles[k] = compressed ? upg_ps_slot(olds[k]) : 0;
+		pages[k] = upg_block_len(r, b + k * stride) / PAGE;
+		dsts[k] = buf + (size_t)k * pg->block_size;
+	}
+	upg_tier_load_many(pg->tier, n, handles, pages, dsts, rets);
 }
 
 bool upg_pager_fault(struct upg_pager *pg, struct upg_counters *c,
@@ -945,16 +1010,27 @@ void upg_pager_readahead_fill(struct upg_pager *pg, struct upg_counters *c,
 	 * invisible (no accessed bit), and one that lost it at once would be
 	 * staged before the stream got there, and fault after all.
 	 */
+	int rets[UPG_TIER_LOAD_MANY_MAX];
+	uint8_t *ra = NULL;
+
+	if (n > 1 && pg->ra_bufs && n <= UPG_TIER_LOAD_MANY_MAX &&
+	    n * pg->block_size <= ra_buf_bytes(pg) && (ra = ra_buf_get(pg)))
+		ra_load(pg, r, b, n, stride, olds, ra, rets);
 	for (unsigned int k = 0; k < n; k++) {
 		size_t bk = b + k * stride;
 		uint64_t *word = &r->state[bk];
 
 		if (upg_ps_state(olds[k]) == UPG_PS_INACTIVE)
 			reactivate(pg, c, r, bk, upg_ps_slot(olds[k]), word, UPG_PS_REF, keep);
+		else if (ra)
+			swap_in_loaded(pg, c, r, bk, upg_ps_slot(olds[k]), word, block_start(r, bk),
+				       UPG_PS_REF, 0, keep, ra + (size_t)k * pg->block_size, rets[k]);
 		else
 			swap_in(pg, c, r, bk, upg_ps_slot(olds[k]), word,
 				block_start(r, bk), UPG_PS_REF, 0, keep);
 	}
+	if (ra)
+		ra_buf_put(pg, ra);
 }
 
 void upg_pager_block_dropped(struct upg_runtime *rt, struct upg_region *r,
@@ -980,7 +1056,7 @@ void upg_pager_block_dropped(struct upg_runtime *rt, struct upg_region *r,
 		upg_pager_release(pg, blen);
 		break;
 	case UPG_PS_COMPRESSED:
-		upg_zpool_free(pg->zpool, upg_ps_slot(old));
+		upg_tier_free(pg->tier, upg_ps_slot(old));
 		break;
 	default:
 		break;
@@ -1041,10 +1117,10 @@ void upg_pager_block_punch(struct upg_runtime *rt, struct upg_region *r,
 	case UPG_PS_COMPRESSED:
 		/* Store it again without the dropped pages. */
 		buf = buf_get(pg);
-		if (!upg_zpool_load(pg->zpool, upg_ps_slot(old), buf, blen / PAGE)) {
+		if (!upg_tier_load(pg->tier, upg_ps_slot(old), buf, blen / PAGE)) {
 			memset(buf + (start - bs), 0, end - start);
-			if (!upg_zpool_store(pg->zpool, buf, blen / PAGE, &handle)) {
-				upg_zpool_free(pg->zpool, upg_ps_slot(old));
+			if (!upg_tier_store(pg->tier, buf, blen / PAGE, &handle)) {
+				upg_tier_free(pg->tier, upg_ps_slot(old));
 				old = upg_ps_make(UPG_PS_COMPRESSED, handle);
 			} else {
 				upg_err("no room to drop part of block %p: it keeps its data",
@@ -1526,8 +1602,8 @@ static uint64_t share_block(struct upg_pager *pg, struct upg_region *old, size_t
 	case UPG_PS_COMPRESSED:
 		buf = buf_get(pg);
 		handle = 0;
-		if (!upg_zpool_load(pg->zpool, upg_ps_slot(w), buf, olen / PAGE) &&
-		    upg_zpool_store(pg->zpool, buf, nlen / PAGE, &handle))
+		if (!upg_tier_load(pg->tier, upg_ps_slot(w), buf, olen / PAGE) &&
+		    upg_tier_store(pg->tier, buf, nlen / PAGE, &handle))
 			handle = 0;
 		buf_put(pg, buf);
 		if (!handle)
@@ -1875,7 +1951,7 @@ static int store_slot(struct upg_pager *pg, uint64_t slot, size_t blen, uint64_t
 			i--;
 		}
 	}
-	ret = upg_zpool_store(pg->zpool, buf ? buf : src, nr, handle);
+	ret = upg_tier_store(pg->tier, buf ? buf : src, nr, handle);
 	if (buf)
 		buf_put(pg, buf);
 	return ret;
@@ -2179,22 +2255,21 @@ bool upg_pager_pin_fits(struct upg_pager *pg, size_t nr_blocks)
 
 void upg_pager_oom_info(struct upg_pager *pg, struct upg_oom_info *info)
 {
-	struct upg_zpool_stats zs;
 	size_t limit = resident_limit(pg);
 
-	upg_zpool_stats(pg->zpool, &zs);
 	*info = (struct upg_oom_info){
 		.budget = limit,
 		.resident = load(&pg->resident),
 		.pinned = load(&pg->pinned),
-		.zpool = zs.mem_used,
+		.zpool = upg_tier_mem_used(pg->tier),
 		.zpool_max = pg->rt->opts.zpool_max ? pg->rt->opts.zpool_max
 						    : pg->budget_total,
 	};
 	if (info->pinned + pg->block_size > limit)
 		info->why = "everything pinned";
 	else if (__atomic_load_n(&pg->store_full, __ATOMIC_RELAXED))
-		info->why = "zpool full";
+		info->why = upg_tier_has_store(pg->tier) ? "zpool and swap store full"
+							  : "zpool full";
 	else
 		info->why = "nothing evictable";
 }
@@ -2313,20 +2388,28 @@ static void compact_zpool(struct upg_pager *pg, struct upg_counters *c)
 {
 	struct upg_runtime *rt = pg->rt;
 	const uint64_t flags = ((1ull << UPG_PS_SLOT_SHIFT) - 1) & ~UPG_PS_STATE_MASK;
-	size_t waste = upg_zpool_waste_bytes(pg->zpool), freeable;
+	struct upg_zpool *zp = upg_tier_zpool(pg->tier);
+	size_t waste = upg_zpool_waste_bytes(zp), freeable;
 	struct upg_zpool_stats zs;
 	uint64_t moved = 0;
 	int ret = 0;
 
+	/*
+	 * With a swap store, state words hold the tier's handles, not the
+	 * zpool's, and the zpool's oldest objects leave for the store:
+	 * not compacted (yet).
+	 */
+	if (upg_tier_has_store(pg->tier))
+		return;
 	/* Called at every turn of the evictor: the cheap test first. */
 	if (waste < COMPACT_MIN || waste < pg->compact_floor)
 		return;
-	upg_zpool_stats(pg->zpool, &zs);
+	upg_zpool_stats(zp, &zs);
 	if (waste < zs.mem_used / COMPACT_SHARE)
 		return;
-	freeable = upg_zpool_drain_begin(pg->zpool);
+	freeable = upg_zpool_drain_begin(zp);
 	if (freeable < waste / 4) {
-		upg_zpool_drain_end(pg->zpool);
+		upg_zpool_drain_end(zp);
 		pg->compact_floor = waste + zs.mem_used / COMPACT_SHARE;
 		return;
 	}
@@ -2339,25 +2422,25 @@ static void compact_zpool(struct upg_pager *pg, struct upg_counters *c)
 
 			/* A record's pages are read only once it is held. */
 			if (upg_ps_state(w) != UPG_PS_COMPRESSED ||
-			    (upg_zpool_object_pages(h) == 1 && !upg_zpool_draining(pg->zpool, h)))
+			    (upg_tier_object_pages(pg->tier, h) == 1 && !upg_zpool_draining(zp, h)))
 				continue;
 			if (!__atomic_compare_exchange_n(word, &w, upg_ps_with_state(w, UPG_PS_EVICTING),
 							 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 				continue;
-			if (!upg_zpool_draining(pg->zpool, h) ||
-			    (ret = upg_zpool_relocate(pg->zpool, h, &nh))) {
+			if (!upg_zpool_draining(zp, h) ||
+			    (ret = upg_zpool_relocate(zp, h, &nh))) {
 				__atomic_store_n(word, w, __ATOMIC_RELEASE);
 				continue;
 			}
 			__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, nh) | (w & flags),
 					 __ATOMIC_RELEASE);
-			upg_zpool_free(pg->zpool, h);
+			upg_tier_free(pg->tier, h);
 			moved++;
 		}
 	}
 	pthread_rwlock_unlock(&rt->lock);
 	pthread_rwlock_unlock(&pg->evict_lock);
-	upg_zpool_drain_end(pg->zpool);
+	upg_zpool_drain_end(zp);
 	upg_stat_inc(c, zpool_compactions);
 	upg_stat_add(c, UPG_STAT_zpool_relocated, moved);
 	if (ret)
@@ -2529,6 +2612,25 @@ void upg_pager_region_gone(struct upg_pager *pg, struct upg_region *r)
 	pthread_mutex_unlock(&pg->lock);
 }
 
+void upg_test_swap_flush(struct upg_runtime *rt)
+{
+	if (rt->pager)
+		upg_tier_test_flush(rt->pager->tier);
+}
+
+void upg_test_swap_fail(struct upg_runtime *rt, bool write, int err, unsigned int count)
+{
+	if (rt->pager && upg_tier_has_store(rt->pager->tier))
+		upg_swap_io_test_fail(upg_tier_test_io(rt->pager->tier), write, err, count);
+}
+
+int upg_test_swap_fd(struct upg_runtime *rt)
+{
+	if (!rt->pager || !upg_tier_has_store(rt->pager->tier))
+		return -1;
+	return upg_swap_io_test_fd(upg_tier_test_io(rt->pager->tier));
+}
+
 size_t upg_test_full_free_slots(struct upg_runtime *rt)
 {
 	struct upg_pager *pg = rt->pager;
@@ -2561,7 +2663,9 @@ int upg_test_corrupt_block(struct upg_region *r, size_t block)
 
 	if (!pg || upg_ps_state(word) != UPG_PS_COMPRESSED || upg_block_len(r, block) != PAGE)
 		return -EINVAL;
-	p = upg_zpool_test_object_ptr(pg->zpool, upg_ps_slot(word), &len);
+	if (upg_tier_has_store(pg->tier))
+		return upg_tier_test_corrupt(pg->tier, upg_ps_slot(word));
+	p = upg_zpool_test_object_ptr(upg_tier_zpool(pg->tier), upg_ps_slot(word), &len);
 	if (!p || len == PAGE)	/* a same-filled or raw page decodes anyway */
 		return -EINVAL;
 	/* Token 0xff and length bytes 0xff: a literal run past the input. */
@@ -2569,22 +2673,42 @@ int upg_test_corrupt_block(struct upg_region *r, size_t block)
 	return 0;
 }
 
+size_t upg_pager_swap_capacity(struct upg_pager *pg)
+{
+	return upg_tier_store_capacity(pg->tier);
+}
+
 void upg_pager_stats(struct upg_pager *pg, struct upg_stats *st)
 {
-	struct upg_zpool_stats zs;
+	struct upg_tier_stats ts;
+	const struct upg_zpool_stats *zs = &ts.zpool;
 
 	if (!pg)
 		return;
-	upg_zpool_stats(pg->zpool, &zs);
+	upg_tier_stats(pg->tier, &ts);
 	st->budget_bytes = pg->budget;
 	st->resident_bytes = load(&pg->resident);
 	st->inactive_bytes = load(&pg->inactive);
 	st->pinned_bytes = load(&pg->pinned);
-	st->zpool_bytes = zs.mem_used;
-	st->zpool_orig_bytes = zs.orig_bytes;
-	st->zpool_stored_bytes = zs.stored_bytes;
-	st->zpool_same_pages = zs.same_pages;
-	st->zpool_raw_pages = zs.raw_pages;
+	st->zpool_bytes = zs->mem_used;
+	st->zpool_orig_bytes = zs->orig_bytes;
+	st->zpool_stored_bytes = zs->stored_bytes;
+	st->zpool_same_pages = zs->same_pages;
+	st->zpool_raw_pages = zs->raw_pages;
+	st->tier_bytes = ts.mem_used;
+	st->swap_pages = ts.swap_pages;
+	st->swap_bytes = ts.swap_bytes;
+	st->swap_writes = ts.swap_writes;
+	st->swap_written_pages = ts.swap_written_pages;
+	st->swap_reads = ts.swap_reads;
+	st->swap_read_pages = ts.swap_read_pages;
+	st->swap_writeback_pages = ts.writeback_pages;
+	st->swap_direct_pages = ts.direct_pages;
+	st->swap_checksum_errors = ts.checksum_errors;
+	st->swap_read_errors = ts.read_errors;
+	st->swap_write_errors = ts.write_errors;
+	st->swap_fragmentation_pct = ts.swap_fragmentation_pct;
+	st->swap_degraded = ts.degraded;
 	st->clean_bytes = load(&pg->clean_bytes);
 }
 
@@ -2729,7 +2853,7 @@ static void live_del(struct upg_pager *pg)
 int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 {
 	const struct upg_options *o = &rt->opts;
-	struct upg_zpool_config zc = { 0 };
+	struct upg_tier_config tc = { 0 };
 	pthread_rwlockattr_t rwa;
 	struct upg_pager *pg;
 	int ret;
@@ -2772,8 +2896,20 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 	pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&pg->evict_lock, &rwa);
 	pthread_rwlockattr_destroy(&rwa);
-	zc.max_bytes = o->zpool_max ? o->zpool_max : o->budget_total;
-	ret = upg_zpool_create(&zc, &pg->zpool);
+	tc.zpool.max_bytes = o->zpool_max ? o->zpool_max : o->budget_total;
+	if (o->swap[0]) {
+		tc.swap_path = o->swap;
+		tc.swap_size = o->swap_size;
+		/*
+		 * The zpool's share: zpool_max, else a quarter of the budget
+		 * (zswap's default pool is a fifth of RAM).
+		 */
+		tc.zpool_share = o->zpool_max ? o->zpool_max
+			       : (o->budget_total ? o->budget_total : pg->budget) / 4;
+		tc.no_tmpfile = !(o->features & UPG_FEAT_TMPFILE);
+		tc.no_direct = !(o->features & UPG_FEAT_DIRECT);
+	}
+	ret = upg_tier_create(&tc, &pg->tier);
 	if (ret)
 		goto err_free;
 	if (!pg->copy_out) {
@@ -2792,6 +2928,11 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	pg->bufs = mmap(NULL, NR_BUFS * pg->block_size, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (upg_tier_has_store(pg->tier)) {
+		pg->ra_bufs = mmap(NULL, NR_RA_BUFS * ra_buf_bytes(pg), PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		pg->ra_free = (1u << NR_RA_BUFS) - 1;
+	}
 	pg->ring_cap = 2 * pg->nr_slots;
 	pg->slot_used = calloc(pg->nr_slots, sizeof(*pg->slot_used));
 	pg->slot_clean = calloc(pg->nr_slots, sizeof(*pg->slot_clean));
@@ -2801,7 +2942,8 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 		pg->copy.vec = calloc(pg->evict_run * pg->block_size / PAGE, 1);
 	}
 	ret = -ENOMEM;
-	if (pg->staging == MAP_FAILED || pg->bufs == MAP_FAILED || !pg->slot_used ||
+	if (pg->staging == MAP_FAILED || pg->bufs == MAP_FAILED || pg->ra_bufs == MAP_FAILED ||
+	    !pg->slot_used ||
 	    !pg->slot_clean || !pg->ring ||
 	    (pg->copy_out && (!pg->copy.seen || !pg->copy.vec)))
 		goto err_maps;
@@ -2829,11 +2971,13 @@ err_maps:
 	free(pg->copy.vec);
 	if (pg->bufs != MAP_FAILED && pg->bufs)
 		munmap(pg->bufs, NR_BUFS * pg->block_size);
+	if (pg->ra_bufs != MAP_FAILED && pg->ra_bufs)
+		munmap(pg->ra_bufs, NR_RA_BUFS * ra_buf_bytes(pg));
 	if (pg->staging != MAP_FAILED && pg->staging)
 		munmap(pg->staging, pg->nr_slots * pg->block_size);
 	upg_uffd_fini(&pg->staging_uffd);
 err_zpool:
-	upg_zpool_destroy(pg->zpool);
+	upg_tier_destroy(pg->tier);
 err_free:
 	pthread_rwlock_destroy(&pg->evict_lock);
 	pthread_mutex_destroy(&pg->lock);
@@ -2858,8 +3002,10 @@ void upg_pager_destroy(struct upg_pager *pg)
 		close(pg->self_pidfd);
 	munmap(pg->staging, pg->nr_slots * pg->block_size);
 	munmap(pg->bufs, NR_BUFS * pg->block_size);
+	if (pg->ra_bufs)
+		munmap(pg->ra_bufs, NR_RA_BUFS * ra_buf_bytes(pg));
 	upg_uffd_fini(&pg->staging_uffd);
-	upg_zpool_destroy(pg->zpool);
+	upg_tier_destroy(pg->tier);
 	free(pg->slot_used);
 	free(pg->slot_clean);
 	free(pg->ring);

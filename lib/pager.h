@@ -175,6 +175,9 @@ void upg_pager_block_moved(struct upg_runtime *rt, struct upg_region *old, size_
 /* @r is being destroyed (rt->lock exclusive): forget it. */
 void upg_pager_region_gone(struct upg_pager *pg, struct upg_region *r);
 
+/* Bytes the swap store can hold (0 without one). */
+size_t upg_pager_swap_capacity(struct upg_pager *pg);
+
 /* Gauges for upg_stats_get(). */
 void upg_pager_stats(struct upg_pager *pg, struct upg_stats *st);
 

@@ -16,7 +16,7 @@
 
 static const char *const feature_names[] = {
 	"devnode", "zeropage", "event_remove", "thread_id", "sigbus",
-	"move", "wp_async", "poison", "pagemap_scan", "wp",
+	"move", "wp_async", "poison", "pagemap_scan", "wp", "tmpfile", "direct",
 };
 
 UPG_API const char *upg_feature_name(unsigned int feature)
@@ -190,7 +190,9 @@ UPG_API void upg_runtime_destroy(struct upg_runtime *rt)
 
 UPG_API unsigned int upg_runtime_features(const struct upg_runtime *rt)
 {
-	return __atomic_load_n(&rt->uffd.features, __ATOMIC_RELAXED);
+	/* The store's features are only known once it opens: the options'. */
+	return __atomic_load_n(&rt->uffd.features, __ATOMIC_RELAXED) |
+	       (rt->opts.features & (UPG_FEAT_TMPFILE | UPG_FEAT_DIRECT));
 }
 
 static void gather(struct upg_runtime *rt, struct upg_stats *st)

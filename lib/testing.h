@@ -44,4 +44,11 @@ struct upg_runtime;
 /* Staging slots that are free but hold pages (a drop that was missed). */
 size_t upg_test_full_free_slots(struct upg_runtime *rt);
 
+/* The swap store (no-ops, -1, without one): write every batch waiting. */
+void upg_test_swap_flush(struct upg_runtime *rt);
+/* The next @count reads (or writes) of the swap store fail with @err. */
+void upg_test_swap_fail(struct upg_runtime *rt, bool write, int err, unsigned int count);
+/* Its descriptor, to look at the file. */
+int upg_test_swap_fd(struct upg_runtime *rt);
+
 #endif

@@ -14,6 +14,21 @@ void t_copy_out_mode(void)
 	t_pager_features = UPG_FEAT_ALL & ~UPG_FEAT_MOVE;
 }
 
+char t_swap_dir[64];
+
+void t_swap_mode(void)
+{
+	strcpy(t_swap_dir, "/tmp/upager-test-swap-XXXXXX");
+	cr_assert_not_null(mkdtemp(t_swap_dir));
+}
+
+void t_swap_mode_end(void)
+{
+	/* The store's file never had a name: the directory is empty. */
+	if (t_swap_dir[0])
+		cr_assert_eq(rmdir(t_swap_dir), 0, "%s: %s", t_swap_dir, strerror(errno));
+}
+
 void t_options_default(struct upg_options *o)
 {
 	extern char **environ;
@@ -26,10 +41,21 @@ void t_options_default(struct upg_options *o)
 	environ = saved;
 }
 
-struct upg_runtime *t_runtime_create_opts(const struct upg_options *o)
+struct upg_runtime *t_runtime_create_opts(const struct upg_options *opts)
 {
 	struct upg_runtime *rt = NULL;
-	int ret = upg_runtime_create(o, &rt);
+	struct upg_options o = *opts;
+	int ret;
+
+	if (t_swap_dir[0] && (o.budget || o.budget_total) && !o.swap[0]) {
+		size_t budget = o.budget ? o.budget : o.budget_total;
+
+		strcpy(o.swap, t_swap_dir);
+		o.swap_size = 1ul << 30;
+		if (!o.zpool_max)
+			o.zpool_max = budget / 8 < (64 << 10) ? 64 << 10 : budget / 8;
+	}
+	ret = upg_runtime_create(&o, &rt);
 
 	if (ret == -EPERM || ret == -ENOSYS)
 		cr_skip_test("userfaultfd not available here: %s", strerror(-ret));

@@ -20,8 +20,8 @@ struct upg_runtime *t_runtime_create_opts(const struct upg_options *o);
 /*
  * Features the paging tests' runtimes may use; t_copy_out_mode() takes
  * UFFDIO_MOVE away, so blocks leave by write-protect, copy, MADV_DONTNEED.
- * T_BOTH_WAYS(suite, name, secs) { body } defines a test run in @suite and
- * again in suite copyout.
+ * T_BOTH_WAYS(suite, name, secs) { body } defines a test run in @suite,
+ * again in suite copyout, and again in suite swapfile (t_swap_mode).
  */
 extern unsigned int t_pager_features;
 void t_copy_out_mode(void);
@@ -29,7 +29,19 @@ void t_copy_out_mode(void);
 	static void name(void);							\
 	Test(suite, name, .timeout = secs) { name(); }				\
 	Test(copyout, name, .timeout = secs, .init = t_copy_out_mode) { name(); } \
+	Test(swapfile, name, .timeout = secs, .init = t_swap_mode,		\
+	     .fini = t_swap_mode_end) { name(); }					\
 	static void name(void)
+
+/*
+ * Runtimes with a budget get a swap store in a fresh directory under
+ * /tmp, and a zpool share of an eighth of the budget (at least 64 KiB)
+ * unless the test sets zpool_max: most evicted pages then go through
+ * the file. The directory is removed at the end.
+ */
+void t_swap_mode(void);
+void t_swap_mode_end(void);
+extern char t_swap_dir[64];
 
 /* Defaults without the environment's UPAGER_* variables. */
 void t_options_default(struct upg_options *o);

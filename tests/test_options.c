@@ -753,3 +753,51 @@ Test(options, bad_oom_values_are_refused_by_name)
 	o.overcommit = (enum upg_overcommit)3;
 	cr_assert_eq(upg_options_validate(&o), -EINVAL);
 }
+
+/* Issue 5: the swap store's knobs. */
+Test(options, swap_knobs_are_read_from_environment)
+{
+	struct upg_options o;
+
+	setenv("UPAGER_BUDGET", "64M", 1);
+	setenv("UPAGER_SWAP", "/var/tmp", 1);
+	setenv("UPAGER_SWAP_SIZE", "4G", 1);
+	setenv("UPAGER_DISABLE", "tmpfile,direct", 1);
+	cr_assert_eq(upg_options_init(&o), 0);
+	cr_assert_str_eq(o.swap, "/var/tmp");
+	cr_assert_eq(o.swap_size, 4ul << 30);
+	cr_assert_eq(o.features, UPG_FEAT_ALL & ~(UPG_FEAT_TMPFILE | UPG_FEAT_DIRECT));
+	cr_assert_eq(upg_options_validate(&o), 0);
+}
+
+Test(options, a_relative_or_too_long_swap_path_is_refused_by_name)
+{
+	struct upg_options o = defaults();
+	char longpath[UPG_SWAP_PATH_MAX + 8];
+
+	t_log_capture();
+	cr_assert_eq(upg_options_set(&o, "SWAP", "swapdir"), -EINVAL);
+	cr_assert(t_log_contains("UPAGER_SWAP"));
+	longpath[0] = '/';
+	memset(longpath + 1, 'a', sizeof(longpath) - 2);
+	longpath[sizeof(longpath) - 1] = '\0';
+	cr_assert_eq(upg_options_set(&o, "SWAP", longpath), -EINVAL);
+	cr_assert_eq(o.swap[0], '\0', "a refused path changed the field");
+	cr_assert_eq(upg_options_set(&o, "SWAP", ""), 0);
+}
+
+Test(options, a_swap_store_without_a_budget_is_refused)
+{
+	struct upg_options o = defaults();
+
+	t_log_capture();
+	strcpy(o.swap, "/tmp");
+	o.swap_size = 1ul << 30;
+	cr_assert_eq(upg_options_validate(&o), -EINVAL);
+	cr_assert(t_log_contains("needs a budget"));
+	o.budget = 64ul << 20;
+	cr_assert_eq(upg_options_validate(&o), 0);
+	memset(o.swap, 'a', sizeof(o.swap));	/* no terminator */
+	o.swap[0] = '/';
+	cr_assert_eq(upg_options_validate(&o), -EINVAL);
+}

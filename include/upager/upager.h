@@ -40,8 +40,15 @@ enum upg_feature {
 	UPG_FEAT_POISON		= 1u << 7,	/* UFFDIO_POISON (6.6+) */
 	UPG_FEAT_PAGEMAP_SCAN	= 1u << 8,	/* PAGEMAP_SCAN ioctl (6.7+) */
 	UPG_FEAT_WP		= 1u << 9,	/* write-protect faults (5.7+) */
+	/*
+	 * The swap store's file: O_TMPFILE (else a name created and unlinked
+	 * at once) and O_DIRECT (else buffered, fdatasync after each batch).
+	 * Whether its filesystem takes them shows when it opens (logged).
+	 */
+	UPG_FEAT_TMPFILE	= 1u << 10,
+	UPG_FEAT_DIRECT		= 1u << 11,
 };
-#define UPG_FEAT_ALL	((1u << 10) - 1)
+#define UPG_FEAT_ALL	((1u << 12) - 1)
 
 /* Name of one UPG_FEAT_* bit ("zeropage"), or NULL for an unknown bit. */
 UPG_API const char *upg_feature_name(unsigned int feature);
@@ -127,6 +134,8 @@ typedef enum upg_oom_action upg_oom_fn(const struct upg_oom_info *info, void *ar
  */
 #define UPG_PERCENT(p)	((size_t)-1 - 100 + (size_t)(p))
 
+#define UPG_SWAP_PATH_MAX	4096
+
 struct upg_options {
 	size_t block_size;	/* bytes filled per fault: 4 KiB..2 MiB, power of 2 */
 	/*
@@ -140,6 +149,17 @@ struct upg_options {
 	size_t budget;
 	size_t budget_total;
 	size_t zpool_max;
+	/*
+	 * A swap store behind the zpool: a directory (or a new path in one)
+	 * for a file that has no name and goes with the process, or a block
+	 * device that is neither mounted nor in use. "" : none. The file
+	 * grows up to swap_size (needed for a file; 0 = a device's size).
+	 * With it the zpool keeps its share (zpool_max, else a quarter of
+	 * the budget) and its oldest pages are written to the store; pages
+	 * that do not compress go there at once.
+	 */
+	char swap[UPG_SWAP_PATH_MAX];
+	size_t swap_size;
 	/*
 	 * The background evictor starts above high_watermark and stops at
 	 * low_watermark (bytes or UPG_PERCENT of the budget; 0 = 99 % and
@@ -366,6 +386,21 @@ struct upg_stats {
 	uint64_t zpool_same_pages;	/* stored as one repeated word */
 	uint64_t zpool_raw_pages;	/* incompressible, stored raw */
 	size_t clean_bytes;		/* zpool bytes of clean copies of blocks in memory */
+	/* The swap store (0 without one). */
+	size_t tier_bytes;		/* memory of zpool + store's tables and write batches */
+	uint64_t swap_pages;		/* pages the store holds: written, or in a write batch */
+	uint64_t swap_bytes;		/* the store's size so far */
+	uint64_t swap_writes;		/* write I/Os (each a run of slots) */
+	uint64_t swap_written_pages;
+	uint64_t swap_reads;		/* read I/Os */
+	uint64_t swap_read_pages;
+	uint64_t swap_writeback_pages;	/* moved from the zpool to the store */
+	uint64_t swap_direct_pages;	/* stored straight to it (incompressible, zpool full) */
+	uint64_t swap_checksum_errors;	/* pages read back wrong: SIGBUS, never handed on */
+	uint64_t swap_read_errors;	/* reads that failed: the same */
+	uint64_t swap_write_errors;	/* batches that failed: kept in memory */
+	uint64_t swap_fragmentation_pct; /* free slots not in the largest free run */
+	bool swap_degraded;		/* a write failed: the store takes no more */
 };
 
 /*

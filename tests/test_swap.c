@@ -1,0 +1,451 @@
+/*
+ * The swap store under the pager (issue 5): with a small zpool share most
+ * evicted pages go through the file and come back byte for byte under
+ * four threads; a slot whose bytes change on disk, or a read that fails,
+ * gives SIGBUS at that page only; writes that fail keep every page in
+ * memory and the program running; a clean block evicted again costs no
+ * write; the file has no name, is readable by nobody else and goes with
+ * a SIGKILLed process; a block device (a loop device) serves as the
+ * store; a bad swap path fails at start with a clear error. The pager's
+ * other tests run through the file too (suite swapfile, helpers.h).
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "testing.h"
+
+TestSuite(swap, .init = t_swap_mode, .fini = t_swap_mode_end);
+
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	return x ^ (x >> 33);
+}
+
+/*
+ * Page @pg at version @v: random bytes for odd pages (they go to the
+ * store at once), text-like for even ones (they pass through the zpool).
+ */
+static void gen(uint8_t *p, size_t pg, uint32_t v)
+{
+	uint64_t seed = mix(pg * 1000003ull + v);
+
+	for (size_t i = 0; i < T_PAGE; i += 8) {
+		uint64_t w = pg % 2 ? mix(seed + i) : 0x2065676170206120ull + (mix(seed + i / 512) % 7);
+
+		memcpy(p + i, &w, 8);
+	}
+	memcpy(p, &pg, sizeof(pg));
+	memcpy(p + 8, &v, sizeof(v));
+}
+
+static bool ok(const uint8_t *p, size_t pg, uint32_t v)
+{
+	uint8_t want[T_PAGE];
+
+	gen(want, pg, v);
+	return !memcmp(p, want, T_PAGE);
+}
+
+static struct upg_runtime *swap_runtime(size_t budget, size_t zpool_max)
+{
+	struct upg_options o;
+
+	t_options_default(&o);
+	o.budget = budget;
+	o.zpool_max = zpool_max;
+	o.features = t_pager_features;
+	return t_runtime_create_opts(&o);	/* adds the store (helpers.c) */
+}
+
+static uint8_t *written(struct upg_runtime *rt, size_t len, uint32_t v, struct upg_region **r)
+{
+	uint8_t *base;
+
+	*r = t_region_create(rt, len);
+	base = upg_region_addr(*r);
+	for (size_t pg = 0; pg < len / T_PAGE; pg++)
+		gen(base + pg * T_PAGE, pg, v);
+	return base;
+}
+
+/* Say what a wrong page holds instead: an older version, zeros, other. */
+static void describe_bad(const uint8_t *p, size_t pg, uint32_t v)
+{
+	uint8_t copy[T_PAGE];
+	size_t first = T_PAGE, last = 0;
+	uint8_t want[T_PAGE];
+
+	memcpy(copy, p, T_PAGE);
+	gen(want, pg, v);
+	for (size_t i = 0; i < T_PAGE; i++)
+		if (copy[i] != want[i]) {
+			first = i < first ? i : first;
+			last = i;
+		}
+	for (uint32_t old = 0; old <= v; old++)
+		if (ok(copy, pg, old)) {
+			fprintf(stderr, "page %zu: version %u instead of %u\n", pg, old, v);
+			return;
+		}
+	fprintf(stderr, "page %zu v%u: bytes %zu-%zu differ, %s\n", pg, v, first, last,
+		t_page_is_zero(copy) ? "all zero" : "not an older version");
+}
+
+struct worker {
+	pthread_t thread;
+	uint8_t *base;
+	uint32_t *version;
+	size_t nr_pages;
+	unsigned int id, nr;
+	uint64_t ops, bad;
+};
+
+/*
+ * Reads and writes of this worker's pages (pg % nr == id), checked: 3 in
+ * 4 on a hot quarter that fits the budget, the rest anywhere, so pages
+ * leave for the file and come back again and again.
+ */
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	uint64_t x = mix(w->id + 11);
+	size_t mine = w->nr_pages / w->nr;
+
+	for (uint64_t i = 0; i < w->ops; i++) {
+		size_t k, pg;
+
+		x = mix(x + i);
+		k = x % 4 ? (x >> 8) % (mine / 16) : (x >> 8) % mine;
+		pg = k * w->nr + w->id;
+		if ((x >> 40) % 4 == 0) {
+			gen(w->base + pg * T_PAGE, pg, ++w->version[pg]);
+		} else if (!ok(w->base + pg * T_PAGE, pg, w->version[pg])) {
+			if (!w->bad++)
+				describe_bad(w->base + pg * T_PAGE, pg, w->version[pg]);
+		}
+	}
+	return NULL;
+}
+
+Test(swap, pages_through_the_file_survive_four_threads, .timeout = 300)
+{
+	size_t len = 64ul << 20, nr = len / T_PAGE;
+	struct upg_runtime *rt = swap_runtime(8ul << 20, 512ul << 10);
+	struct upg_region *r;
+	uint8_t *base = written(rt, len, 0, &r);
+	uint32_t *version = calloc(nr, sizeof(*version));
+	struct worker w[4];
+	struct upg_stats st;
+
+	for (unsigned int i = 0; i < 4; i++) {
+		w[i] = (struct worker){ .base = base, .version = version, .nr_pages = nr,
+					.id = i, .nr = 4, .ops = 250000 };
+		pthread_create(&w[i].thread, NULL, worker_main, &w[i]);
+	}
+	for (unsigned int i = 0; i < 4; i++) {
+		pthread_join(w[i].thread, NULL);
+		cr_assert_eq(w[i].bad, 0, "worker %u read %lu wrong pages", i,
+			     (unsigned long)w[i].bad);
+	}
+	for (size_t pg = 0; pg < nr; pg++)
+		cr_assert(ok(base + pg * T_PAGE, pg, version[pg]), "page %zu", pg);
+	t_stats_settled(rt, &st);
+	/* Most went through the file: the zpool's share is 512 KiB. */
+	cr_assert_gt(st.swap_written_pages, nr);
+	cr_assert_gt(st.swap_read_pages, nr / 2);
+	cr_assert_gt(st.swap_writeback_pages, 0);
+	cr_assert_gt(st.swap_direct_pages, 0);
+	cr_assert_eq(st.swap_checksum_errors + st.swap_read_errors + st.swap_write_errors, 0);
+	cr_assert_not(st.swap_degraded);
+	free(version);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
+
+static sigjmp_buf bus_jump;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(bus_jump, 1);
+}
+
+/* Does reading @p raise SIGBUS? */
+static bool read_faults(const volatile uint8_t *p)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	bool bus = false;
+
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(bus_jump, 1) == 0)
+		(void)*p;
+	else
+		bus = true;
+	sigaction(SIGBUS, &old, NULL);
+	return bus;
+}
+
+/* Every page of @base out to the store (COLD), and written there. */
+static void all_out(struct upg_runtime *rt, uint8_t *base, size_t len)
+{
+	cr_assert_eq(upg_advise(base, len, UPG_ADV_COLD), 0);
+	upg_test_swap_flush(rt);
+}
+
+Test(swap, a_slot_changed_on_disk_gives_sigbus_at_that_page_only, .timeout = 60)
+{
+	size_t len = 4ul << 20;
+	struct upg_runtime *rt = swap_runtime(1ul << 20, 256ul << 10);
+	struct upg_region *r;
+	uint8_t *base = written(rt, len, 2, &r);
+	struct upg_stats st;
+
+	if (!(upg_runtime_features(rt) & (UPG_FEAT_POISON | UPG_FEAT_THREAD_ID)))
+		cr_skip_test("neither UFFDIO_POISON nor the faulting thread's id here");
+	all_out(rt, base, len);
+	/* Page 7 is random: it went to the store at once. */
+	cr_assert_eq(upg_test_corrupt_block(r, 7), 0, "block 7 is not on the store");
+	cr_assert(read_faults(base + 7 * T_PAGE + 100), "read a corrupted page without SIGBUS");
+	for (size_t pg = 0; pg < 64; pg++)
+		if (pg != 7)
+			cr_assert(ok(base + pg * T_PAGE, pg, 2), "page %zu", pg);
+	/* Still never its wrong bytes (a stream's readahead may try it again). */
+	cr_assert(read_faults(base + 7 * T_PAGE));
+	t_stats_settled(rt, &st);
+	cr_assert_geq(st.swap_checksum_errors, 1);
+	cr_assert_geq(st.swapin_failed, 1);
+	cr_assert_eq(st.swap_read_errors, 0);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
+
+Test(swap, a_failed_read_gives_sigbus_at_that_page_only, .timeout = 60)
+{
+	size_t len = 4ul << 20;
+	struct upg_runtime *rt = swap_runtime(1ul << 20, 256ul << 10);
+	struct upg_region *r;
+	uint8_t *base = written(rt, len, 3, &r);
+	struct upg_stats st;
+
+	if (!(upg_runtime_features(rt) & (UPG_FEAT_POISON | UPG_FEAT_THREAD_ID)))
+		cr_skip_test("neither UFFDIO_POISON nor the faulting thread's id here");
+	all_out(rt, base, len);
+	upg_test_swap_fail(rt, false, -EIO, 1);
+	/* A page in the middle of a run: its fault reads it alone. */
+	cr_assert(read_faults(base + 301 * T_PAGE), "a failed read handed back a page");
+	for (size_t pg = 600; pg < 700; pg++)
+		cr_assert(ok(base + pg * T_PAGE, pg, 3), "page %zu", pg);
+	t_stats_settled(rt, &st);
+	cr_assert_eq(st.swap_read_errors, 1);
+	cr_assert_eq(st.swapin_failed, 1);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
+
+Test(swap, failed_writes_keep_every_page_and_the_program_running, .timeout = 120)
+{
+	size_t len = 16ul << 20, nr = len / T_PAGE;
+	/* The zpool has room for all once the store takes no more. */
+	struct upg_runtime *rt = swap_runtime(4ul << 20, 32ul << 20);
+	struct upg_region *r;
+	uint8_t *base;
+	struct upg_stats st;
+
+	upg_test_swap_fail(rt, true, -EIO, 1u << 30);
+	base = written(rt, len, 4, &r);
+	upg_test_swap_flush(rt);
+	for (int round = 0; round < 2; round++)
+		for (size_t pg = 0; pg < nr; pg++)
+			cr_assert(ok(base + pg * T_PAGE, pg, 4), "round %d page %zu", round, pg);
+	t_stats_settled(rt, &st);
+	cr_assert(st.swap_degraded);
+	cr_assert_gt(st.swap_write_errors, 0);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
+
+Test(swap, a_clean_block_evicted_again_costs_no_write, .timeout = 60)
+{
+	size_t len = 2ul << 20;
+	struct upg_runtime *rt = swap_runtime(4ul << 20, 256ul << 10);
+	struct upg_region *r;
+	uint8_t *base = written(rt, len, 5, &r);
+	struct upg_stats a, b;
+
+	all_out(rt, base, len);
+	t_stats_settled(rt, &a);
+	cr_assert_gt(a.swap_pages, 0);
+	/* WILLNEED reads them back and keeps their slots (clean copies). */
+	cr_assert_eq(upg_advise(base, len, UPG_ADV_WILLNEED), 0);
+	for (size_t pg = 0; pg < len / T_PAGE; pg++)
+		cr_assert(ok(base + pg * T_PAGE, pg, 5), "page %zu", pg);
+	all_out(rt, base, len);
+	t_stats_settled(rt, &b);
+	cr_assert_gt(b.clean_reused, a.clean_reused);
+	cr_assert_eq(b.swap_written_pages, a.swap_written_pages,
+		     "%lu pages written again", (unsigned long)(b.swap_written_pages -
+								 a.swap_written_pages));
+	for (size_t pg = 0; pg < len / T_PAGE; pg++)
+		cr_assert(ok(base + pg * T_PAGE, pg, 5), "page %zu", pg);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
+
+static bool dir_is_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	bool empty = true;
+
+	cr_assert_not_null(d);
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			empty = false;
+	closedir(d);
+	return empty;
+}
+
+Test(swap, the_file_has_no_name_nobody_else_reads_it_and_it_goes_on_sigkill,
+     .timeout = 60)
+{
+	int ready[2], fd;
+	char path[64], buf[8];
+	struct stat st;
+	pid_t child, other;
+	int status;
+
+	if (geteuid())
+		cr_skip_test("needs root to try another user");
+	cr_assert_eq(pipe(ready), 0);
+	child = fork();
+	if (!child) {
+		struct upg_runtime *rt = swap_runtime(1ul << 20, 64ul << 10);
+		struct upg_region *r;
+
+		written(rt, 4ul << 20, 6, &r);
+		upg_test_swap_flush(rt);
+		fd = upg_test_swap_fd(rt);
+		if (write(ready[1], &fd, sizeof(fd)) != sizeof(fd))
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(ready[1]);
+	cr_assert_eq(read(ready[0], &fd, sizeof(fd)), (ssize_t)sizeof(fd));
+	cr_assert_geq(fd, 0);
+	cr_assert(dir_is_empty(t_swap_dir), "the store has a name in %s", t_swap_dir);
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", child, fd);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600);
+	cr_assert_eq(st.st_nlink, 0);
+	cr_assert_gt(st.st_size, 0);
+	/* Another user cannot open it, not even through /proc. */
+	other = fork();
+	if (!other) {
+		if (setgid(65534) || setuid(65534))
+			_exit(2);
+		_exit(open(path, O_RDONLY) < 0 && errno == EACCES ? 0 : 1);
+	}
+	cr_assert_eq(waitpid(other, &status, 0), other);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "another user could open the store (status %d)", status);
+	kill(child, SIGKILL);
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(dir_is_empty(t_swap_dir));
+	cr_assert_eq(read(ready[0], buf, 1), 0);	/* the child's end is closed */
+	close(ready[0]);
+}
+
+Test(swap, a_swap_path_that_cannot_be_used_fails_at_start, .timeout = 30)
+{
+	struct upg_options o;
+	struct upg_runtime *rt = NULL;
+
+	t_log_capture();
+	t_options_default(&o);
+	o.budget = 4ul << 20;
+	strcpy(o.swap, "/nonexistent-upager-dir/swap");
+	o.swap_size = 64ul << 20;
+	cr_assert_eq(upg_runtime_create(&o, &rt), -ENOENT);
+	cr_assert_null(rt);
+	cr_assert(t_log_contains("/nonexistent-upager-dir"));
+	/* A file there already is never overwritten. */
+	strcpy(o.swap, "/etc/hostname");
+	cr_assert_eq(upg_runtime_create(&o, &rt), -EEXIST);
+	/* A file needs its size. */
+	strcpy(o.swap, t_swap_dir);
+	o.swap_size = 0;
+	cr_assert_eq(upg_runtime_create(&o, &rt), -EINVAL);
+}
+
+/* A loop device over a file in the test's directory; "" when it cannot. */
+static char loopdev[64];
+
+static void loop_detach(void)
+{
+	char cmd[128];
+
+	if (loopdev[0]) {
+		snprintf(cmd, sizeof(cmd), "losetup -d %s", loopdev);
+		cr_assert_eq(system(cmd), 0);
+	}
+	t_swap_mode_end();
+}
+
+Test(swap, a_loop_device_serves_as_the_store, .timeout = 120, .fini = loop_detach)
+{
+	char backing[96], cmd[256];
+	struct upg_options o;
+	struct upg_runtime *rt;
+	struct upg_region *r;
+	size_t len = 16ul << 20;
+	uint8_t *base;
+	struct upg_stats st;
+	FILE *p;
+
+	if (geteuid())
+		cr_skip_test("needs root for a loop device");
+	snprintf(backing, sizeof(backing), "%s/backing", t_swap_dir);
+	snprintf(cmd, sizeof(cmd), "truncate -s 64M %s && losetup -f --show %s 2>/dev/null",
+		 backing, backing);
+	p = popen(cmd, "r");
+	if (!p || !fgets(loopdev, sizeof(loopdev), p) || strncmp(loopdev, "/dev/loop", 9)) {
+		loopdev[0] = '\0';
+		if (p)
+			pclose(p);
+		unlink(backing);
+		cr_skip_test("no loop device here");
+	}
+	pclose(p);
+	loopdev[strcspn(loopdev, "\n")] = '\0';
+	unlink(backing);	/* the loop device holds it */
+	t_options_default(&o);
+	o.budget = 4ul << 20;
+	o.zpool_max = 256ul << 10;
+	strcpy(o.swap, loopdev);
+	rt = t_runtime_create_opts(&o);
+	base = written(rt, len, 7, &r);
+	for (size_t pg = 0; pg < len / T_PAGE; pg++)
+		cr_assert(ok(base + pg * T_PAGE, pg, 7), "page %zu", pg);
+	t_stats_settled(rt, &st);
+	cr_assert_gt(st.swap_read_pages, 0);
+	cr_assert_eq(st.swap_bytes <= (64ul << 20), true);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
