@@ -789,3 +789,35 @@ Test(zpool, four_threads_on_one_size_class_never_share_a_slot, .timeout = 120)
 {
 	run_workers(word_worker_run);
 }
+
+/*
+ * Issue 5: store_compressed refuses what would be kept raw, whole and
+ * changing nothing, so the tier sends it to the swap store instead.
+ */
+Test(zpool, store_compressed_refuses_an_object_with_a_page_that_does_not_compress)
+{
+	struct upg_zpool *zp;
+	struct upg_zpool_stats before, after;
+	char *pages = malloc(4 * PAGE);
+	uint64_t h;
+
+	cr_assert_eq(upg_zpool_create(NULL, &zp), 0);
+	make_page(pages, P_RANDOM, 1);
+	upg_zpool_stats(zp, &before);
+	cr_assert_eq(upg_zpool_store_compressed(zp, pages, 1, &h), -E2BIG);
+	for (int i = 0; i < 4; i++)
+		make_page(pages + i * PAGE, i == 2 ? P_RANDOM : P_TEXT, (uint64_t)i + 7);
+	cr_assert_eq(upg_zpool_store_compressed(zp, pages, 4, &h), -E2BIG);
+	upg_zpool_stats(zp, &after);
+	cr_assert_eq(after.pages_stored, before.pages_stored);
+	cr_assert_eq(after.stored_bytes, before.stored_bytes);
+	cr_assert_eq(after.raw_pages, 0);
+	/* Text, zero and one-word pages it stores as upg_zpool_store does. */
+	make_page(pages + 2 * PAGE, P_ZERO, 3);
+	make_page(pages + 3 * PAGE, P_WORD, 4);
+	cr_assert_eq(upg_zpool_store_compressed(zp, pages, 4, &h), 0);
+	assert_loads(zp, h, pages, 4);
+	upg_zpool_free(zp, h);
+	upg_zpool_destroy(zp);
+	free(pages);
+}

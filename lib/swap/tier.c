@@ -309,52 +309,63 @@ static int batch_add(struct upg_tier *t, const void *src, unsigned int n, uint32
 	return 0;
 }
 
+/* A ZPOOL entry for zpool handle @zh (lock held): its id, or 0. */
+static uint32_t zpool_entry(struct upg_tier *t, uint64_t zh, size_t nr_pages)
+{
+	uint32_t id = entry_get(t);
+
+	if (!id)
+		return 0;
+	*ent(t, id) = (struct entry){ .where = W_ZPOOL, .loc = zh, .nr_pages = (uint16_t)nr_pages,
+				      .bytes = (uint32_t)upg_zpool_object_bytes(t->zp, zh) };
+	lru_add_tail(t, id);
+	if (writeback_wanted(t, zpool_used(t)))
+		pthread_cond_signal(&t->writer_cv);
+	return id;
+}
+
 int upg_tier_store(struct upg_tier *t, const void *src, size_t nr_pages, uint64_t *handle)
 {
-	bool direct = false;
+	bool to_store = false;
 	uint64_t zh = 0;
 	uint32_t id = 0;
-	size_t bytes = 0;
 	int ret;
 
 	if (!t->io)
 		return upg_zpool_store(t->zp, src, nr_pages, handle);
-	ret = upg_zpool_store(t->zp, src, nr_pages, &zh);
-	if (ret && ret != -ENOSPC)
-		return ret;
-	if (!ret)
-		bytes = upg_zpool_object_bytes(t->zp, zh);
 	/*
 	 * Pages that do not compress go straight to the store: kept raw in
 	 * RAM they would only pass through on their way there. So do pages
-	 * the zpool has no room for.
+	 * the zpool has no room for. Once the store takes no more, the
+	 * zpool keeps them raw.
 	 */
-	if (ret || bytes > nr_pages * PAGE / 4 * 3)
-		direct = nr_pages <= BATCH_PAGES && !t->degraded && !t->store_full;
+	if (nr_pages <= BATCH_PAGES && !t->degraded && !t->store_full) {
+		ret = upg_zpool_store_compressed(t->zp, src, nr_pages, &zh);
+		to_store = ret == -E2BIG || ret == -ENOSPC;
+	} else {
+		ret = upg_zpool_store(t->zp, src, nr_pages, &zh);
+	}
 	pthread_mutex_lock(&t->lock);
-	if (direct && !batch_add(t, src, (unsigned int)nr_pages, &id)) {
-		pthread_mutex_unlock(&t->lock);
-		if (!ret)
+	if (to_store) {
+		ret = batch_add(t, src, (unsigned int)nr_pages, &id);
+		if (ret == -ENOSPC) {
+			/* The store is full or failing: the zpool, raw, if it has room. */
+			pthread_mutex_unlock(&t->lock);
+			ret = upg_zpool_store(t->zp, src, nr_pages, &zh);
+			pthread_mutex_lock(&t->lock);
+			to_store = false;
+		}
+	}
+	if (!ret && !to_store) {
+		id = zpool_entry(t, zh, nr_pages);
+		if (!id) {
 			upg_zpool_free(t->zp, zh);
-		*handle = id;
-		return 0;
+			ret = -ENOMEM;
+		}
 	}
-	if (ret) {
-		pthread_mutex_unlock(&t->lock);
-		return ret;	/* neither tier has room */
-	}
-	id = entry_get(t);
-	if (!id) {
-		pthread_mutex_unlock(&t->lock);
-		upg_zpool_free(t->zp, zh);
-		return -ENOMEM;
-	}
-	*ent(t, id) = (struct entry){ .where = W_ZPOOL, .loc = zh, .bytes = (uint32_t)bytes,
-				      .nr_pages = (uint16_t)nr_pages };
-	lru_add_tail(t, id);
-	if (writeback_wanted(t, zpool_used(t)))
-		pthread_cond_signal(&t->writer_cv);
 	pthread_mutex_unlock(&t->lock);
+	if (ret)
+		return ret;
 	*handle = id;
 	return 0;
 }
@@ -366,11 +377,11 @@ static int read_slots(struct upg_tier *t, uint64_t slot, void *dst, size_t n)
 {
 	int ret = upg_swap_io_read(t->io, slot * PAGE, dst, n * PAGE);
 
-	pthread_mutex_lock(&t->lock);
-	t->st.swap_reads++;
-	t->st.swap_read_pages += n;
-	t->st.read_errors += !!ret;
-	pthread_mutex_unlock(&t->lock);
+	/* Counters of the hot path: relaxed atomics, not the lock. */
+	__atomic_fetch_add(&t->st.swap_reads, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&t->st.swap_read_pages, n, __ATOMIC_RELAXED);
+	if (ret)
+		__atomic_fetch_add(&t->st.read_errors, 1, __ATOMIC_RELAXED);
 	if (!ret)
 		return 0;
 	upg_err("reading %zu pages at slot %llu failed: %s", n, (unsigned long long)slot,
@@ -385,9 +396,7 @@ static int verify(struct upg_tier *t, uint64_t slot, const void *dst, size_t n)
 		/* The slot is ours until the caller frees the handle: no lock. */
 		if (XXH3_64bits((const uint8_t *)dst + i * PAGE, PAGE) == t->slot_sum[slot + i])
 			continue;
-		pthread_mutex_lock(&t->lock);
-		t->st.checksum_errors++;
-		pthread_mutex_unlock(&t->lock);
+		__atomic_fetch_add(&t->st.checksum_errors, 1, __ATOMIC_RELAXED);
 		upg_err("slot %llu does not match its checksum: not handed back",
 			(unsigned long long)(slot + i));
 		return -EIO;

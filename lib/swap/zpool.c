@@ -372,7 +372,7 @@ static bool page_is_same(const char *p, uint64_t *w)
 	return true;
 }
 
-static int page_store(struct upg_zpool *zp, const char *src, uint64_t *handle)
+static int page_store(struct upg_zpool *zp, const char *src, bool no_raw, uint64_t *handle)
 {
 	char buf[PAGE];		/* LZ4 output, at most raw_threshold */
 	struct ref r = { .kind = K_LZ4 };
@@ -387,6 +387,8 @@ static int page_store(struct upg_zpool *zp, const char *src, uint64_t *handle)
 	} else {
 		/* 0 when the output would pass the threshold: LZ4 stops early. */
 		r.len = (uint32_t)LZ4_compress_default(src, buf, PAGE, zp->raw_threshold);
+		if (!r.len && no_raw)
+			return -E2BIG;
 		if (!r.len) {
 			r.kind = K_RAW;
 			payload = src;
@@ -449,7 +451,13 @@ err_free_pages:
 
 static int store_piece(struct upg_zpool *zp, const void *src, uint32_t i, uint64_t *handle)
 {
-	return page_store(zp, (const char *)src + (size_t)i * PAGE, handle);
+	return page_store(zp, (const char *)src + (size_t)i * PAGE, false, handle);
+}
+
+static int store_piece_no_raw(struct upg_zpool *zp, const void *src, uint32_t i,
+			      uint64_t *handle)
+{
+	return page_store(zp, (const char *)src + (size_t)i * PAGE, true, handle);
 }
 
 static int page_load(struct upg_zpool *zp, struct ref r, char *dst)
@@ -479,20 +487,33 @@ static int page_load(struct upg_zpool *zp, struct ref r, char *dst)
 	}
 }
 
-int upg_zpool_store(struct upg_zpool *zp, const void *src, size_t nr_pages,
-		    uint64_t *handle)
+static int store(struct upg_zpool *zp, const void *src, size_t nr_pages, bool no_raw,
+		 uint64_t *handle)
 {
 	int ret;
 
 	if (!nr_pages || nr_pages > UPG_ZPOOL_MAX_PAGES)
 		return -EINVAL;
 	if (nr_pages == 1)
-		ret = page_store(zp, src, handle);
+		ret = page_store(zp, src, no_raw, handle);
 	else
-		ret = record_make(zp, (uint32_t)nr_pages, store_piece, src, handle);
+		ret = record_make(zp, (uint32_t)nr_pages,
+				  no_raw ? store_piece_no_raw : store_piece, src, handle);
 	if (ret == -ENOSPC)
 		count_add(zp, C_NOSPC, 1);
 	return ret;
+}
+
+int upg_zpool_store(struct upg_zpool *zp, const void *src, size_t nr_pages,
+		    uint64_t *handle)
+{
+	return store(zp, src, nr_pages, false, handle);
+}
+
+int upg_zpool_store_compressed(struct upg_zpool *zp, const void *src, size_t nr_pages,
+			       uint64_t *handle)
+{
+	return store(zp, src, nr_pages, true, handle);
 }
 
 int upg_zpool_load(struct upg_zpool *zp, uint64_t handle, void *dst,

@@ -46,6 +46,15 @@ void upg_zpool_destroy(struct upg_zpool *zp);	/* NULL is fine */
  */
 int upg_zpool_store(struct upg_zpool *zp, const void *src, size_t nr_pages,
 		    uint64_t *handle);
+/*
+ * As upg_zpool_store(), but a page that does not compress (it would be
+ * kept raw) refuses the whole object with -E2BIG, nothing stored: the
+ * caller has a better place for it (the tier: its swap store). Storing
+ * it raw and freeing it again costs the arena's page a fault and a
+ * MADV_DONTNEED (a TLB shoot-down) each time.
+ */
+int upg_zpool_store_compressed(struct upg_zpool *zp, const void *src, size_t nr_pages,
+			       uint64_t *handle);
 
 /*
  * Decode an object into @dst; @nr_pages must be what was stored. The

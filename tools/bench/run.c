@@ -464,11 +464,15 @@ static void measure_one(const struct bench_job *job, enum bench_engine e,
 	res->ram_meta = status_kb("VmPTE");
 	if (t->rt && !upg_stats_get(t->rt, &st)) {
 		/*
-		 * VmRSS holds the zpool's arenas too (and the state tables,
-		 * which stay counted there): split the store out.
+		 * VmRSS holds the zpool's arenas too, and with a swap store
+		 * the tier's tables and write batches (tier_bytes holds them
+		 * all; the state tables stay counted there): split the store
+		 * out.
 		 */
-		res->ram_store = st.zpool_bytes;
-		res->ram_resident -= res->ram_resident > st.zpool_bytes ? st.zpool_bytes : 0;
+		size_t store = st.tier_bytes > st.zpool_bytes ? st.tier_bytes : st.zpool_bytes;
+
+		res->ram_store = store;
+		res->ram_resident -= res->ram_resident > store ? store : 0;
 		if (st.zpool_stored_bytes)
 			res->compr_ratio = (double)st.zpool_orig_bytes /
 					   (double)st.zpool_stored_bytes;
