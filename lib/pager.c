@@ -191,6 +191,7 @@ struct upg_pager {
 	size_t pinned;			/* bytes, atomic */
 	uint64_t freed_seq;		/* atomic: bumped by every release */
 	bool store_full;		/* the zpool refused the last store */
+	pthread_mutex_t store_lock;	/* with a swap store: evict_batch one at a time */
 	uint32_t evict_seq;		/* futex: the evictor sleeps on it */
 	bool evictor_asleep;		/* atomic: a kick must make a syscall */
 	uint32_t room_seq;		/* futex: stalled fills sleep on it */
@@ -2097,8 +2098,17 @@ static int evict_batch(struct upg_pager *pg, struct upg_counters *c, size_t max)
 	struct inactive_entry ents[EVICT_RUN_MAX];
 	uint64_t slots[EVICT_RUN_MAX];
 	size_t lens[EVICT_RUN_MAX], n, done = 0;
+	bool serial = upg_tier_has_store(pg->tier);
 	int ret = 0;
 
+	/*
+	 * With a swap store, one batch at a time: the tier hands out slots
+	 * in the order it is given pages, and two batches stored at once
+	 * (the evictor's and a direct reclaim's) interleave their slots,
+	 * so that a stream's readahead needed a read every 3 pages.
+	 */
+	if (serial)
+		pthread_mutex_lock(&pg->store_lock);
 	pthread_mutex_lock(&pg->lock);
 	n = pg->ring_len < max ? pg->ring_len : max;
 	n = n < pg->evict_run ? n : pg->evict_run;
@@ -2108,8 +2118,6 @@ static int evict_batch(struct upg_pager *pg, struct upg_counters *c, size_t max)
 	}
 	pg->ring_len -= n;
 	pthread_mutex_unlock(&pg->lock);
-	if (!n)
-		return -ENOENT;
 	for (size_t i = 0; i < n; i++) {
 		long len;
 
@@ -2124,6 +2132,10 @@ static int evict_batch(struct upg_pager *pg, struct upg_counters *c, size_t max)
 		if (len)
 			lens[done++] = (size_t)len;
 	}
+	if (serial)
+		pthread_mutex_unlock(&pg->store_lock);
+	if (!n)
+		return -ENOENT;
 	slots_release(pg, c, slots, lens, done);
 	return done ? (int)done : ret;
 }
@@ -2892,6 +2904,7 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 	pthread_mutex_init(&pg->defer_lock, NULL);
 	pthread_mutex_init(&pg->copy_mutex, NULL);
 	pthread_mutex_init(&pg->zap_lock, NULL);
+	pthread_mutex_init(&pg->store_lock, NULL);
 	pthread_rwlockattr_init(&rwa);
 	pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&pg->evict_lock, &rwa);
@@ -2983,6 +2996,7 @@ err_free:
 	pthread_mutex_destroy(&pg->lock);
 	pthread_mutex_destroy(&pg->copy_mutex);
 	pthread_mutex_destroy(&pg->zap_lock);
+	pthread_mutex_destroy(&pg->store_lock);
 	if (pg->self_pidfd >= 0)
 		close(pg->self_pidfd);
 	free(pg);
@@ -3015,5 +3029,6 @@ void upg_pager_destroy(struct upg_pager *pg)
 	pthread_mutex_destroy(&pg->lock);
 	pthread_mutex_destroy(&pg->copy_mutex);
 	pthread_mutex_destroy(&pg->zap_lock);
+	pthread_mutex_destroy(&pg->store_lock);
 	free(pg);
 }
