@@ -49,7 +49,6 @@
 #include "pagestate.h"
 #include "oom.h"
 #include "pager.h"
-#include "swap/io.h"	/* test hooks only */
 #include "swap/tier.h"
 #include "testing.h"
 
@@ -2632,15 +2631,13 @@ void upg_test_swap_flush(struct upg_runtime *rt)
 
 void upg_test_swap_fail(struct upg_runtime *rt, bool write, int err, unsigned int count)
 {
-	if (rt->pager && upg_tier_has_store(rt->pager->tier))
-		upg_swap_io_test_fail(upg_tier_test_io(rt->pager->tier), write, err, count);
+	if (rt->pager)
+		upg_tier_test_fail(rt->pager->tier, write, err, count);
 }
 
 int upg_test_swap_fd(struct upg_runtime *rt)
 {
-	if (!rt->pager || !upg_tier_has_store(rt->pager->tier))
-		return -1;
-	return upg_swap_io_test_fd(upg_tier_test_io(rt->pager->tier));
+	return rt->pager ? upg_tier_test_fd(rt->pager->tier) : -1;
 }
 
 size_t upg_test_full_free_slots(struct upg_runtime *rt)

@@ -1,6 +1,8 @@
 /* Shared test helpers. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -79,6 +81,28 @@ struct upg_region *t_region_create(struct upg_runtime *rt, size_t len)
 
 	cr_assert_eq(upg_region_create(rt, len, &r), 0);
 	return r;
+}
+
+static sigjmp_buf bus_jump;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(bus_jump, 1);
+}
+
+bool t_read_faults(const volatile uint8_t *p)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	bool bus = false;
+
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(bus_jump, 1) == 0)
+		(void)*p;
+	else
+		bus = true;
+	sigaction(SIGBUS, &old, NULL);
+	return bus;
 }
 
 void t_page_fill(void *page, size_t page_nr, unsigned int seed)

@@ -2,6 +2,7 @@
 #ifndef UPG_TEST_HELPERS_H
 #define UPG_TEST_HELPERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,19 @@ static inline uint8_t t_pattern(size_t page, size_t off, unsigned int seed)
 	x ^= x >> 31;
 	return (uint8_t)(x | 1);	/* never zero: a lost write shows */
 }
+
+/* A 64-bit mixer (murmur3's finaliser): seeds for generated pages. */
+static inline uint64_t t_mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	return x ^ (x >> 33);
+}
+
+/* Does reading @p raise SIGBUS? (The previous handler is put back.) */
+bool t_read_faults(const volatile uint8_t *p);
 
 /* Fill / check a whole page with t_pattern. */
 void t_page_fill(void *page, size_t page_nr, unsigned int seed);

@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,25 +27,16 @@
 
 TestSuite(swap, .init = t_swap_mode, .fini = t_swap_mode_end);
 
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	return x ^ (x >> 33);
-}
-
 /*
  * Page @pg at version @v: random bytes for odd pages (they go to the
  * store at once), text-like for even ones (they pass through the zpool).
  */
 static void gen(uint8_t *p, size_t pg, uint32_t v)
 {
-	uint64_t seed = mix(pg * 1000003ull + v);
+	uint64_t seed = t_mix(pg * 1000003ull + v);
 
 	for (size_t i = 0; i < T_PAGE; i += 8) {
-		uint64_t w = pg % 2 ? mix(seed + i) : 0x2065676170206120ull + (mix(seed + i / 512) % 7);
+		uint64_t w = pg % 2 ? t_mix(seed + i) : 0x2065676170206120ull + (t_mix(seed + i / 512) % 7);
 
 		memcpy(p + i, &w, 8);
 	}
@@ -124,13 +114,13 @@ struct worker {
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	uint64_t x = mix(w->id + 11);
+	uint64_t x = t_mix(w->id + 11);
 	size_t mine = w->nr_pages / w->nr;
 
 	for (uint64_t i = 0; i < w->ops; i++) {
 		size_t k, pg;
 
-		x = mix(x + i);
+		x = t_mix(x + i);
 		k = x % 4 ? (x >> 8) % (mine / 16) : (x >> 8) % mine;
 		pg = k * w->nr + w->id;
 		if ((x >> 40) % 4 == 0) {
@@ -178,29 +168,6 @@ Test(swap, pages_through_the_file_survive_four_threads, .timeout = 300)
 	upg_runtime_destroy(rt);
 }
 
-static sigjmp_buf bus_jump;
-
-static void on_sigbus(int sig)
-{
-	(void)sig;
-	siglongjmp(bus_jump, 1);
-}
-
-/* Does reading @p raise SIGBUS? */
-static bool read_faults(const volatile uint8_t *p)
-{
-	struct sigaction sa = { .sa_handler = on_sigbus }, old;
-	bool bus = false;
-
-	sigaction(SIGBUS, &sa, &old);
-	if (sigsetjmp(bus_jump, 1) == 0)
-		(void)*p;
-	else
-		bus = true;
-	sigaction(SIGBUS, &old, NULL);
-	return bus;
-}
-
 /* Every page of @base out to the store (COLD), and written there. */
 static void all_out(struct upg_runtime *rt, uint8_t *base, size_t len)
 {
@@ -221,12 +188,12 @@ Test(swap, a_slot_changed_on_disk_gives_sigbus_at_that_page_only, .timeout = 60)
 	all_out(rt, base, len);
 	/* Page 7 is random: it went to the store at once. */
 	cr_assert_eq(upg_test_corrupt_block(r, 7), 0, "block 7 is not on the store");
-	cr_assert(read_faults(base + 7 * T_PAGE + 100), "read a corrupted page without SIGBUS");
+	cr_assert(t_read_faults(base + 7 * T_PAGE + 100), "read a corrupted page without SIGBUS");
 	for (size_t pg = 0; pg < 64; pg++)
 		if (pg != 7)
 			cr_assert(ok(base + pg * T_PAGE, pg, 2), "page %zu", pg);
 	/* Still never its wrong bytes (a stream's readahead may try it again). */
-	cr_assert(read_faults(base + 7 * T_PAGE));
+	cr_assert(t_read_faults(base + 7 * T_PAGE));
 	t_stats_settled(rt, &st);
 	cr_assert_geq(st.swap_checksum_errors, 1);
 	cr_assert_geq(st.swapin_failed, 1);
@@ -248,7 +215,7 @@ Test(swap, a_failed_read_gives_sigbus_at_that_page_only, .timeout = 60)
 	all_out(rt, base, len);
 	upg_test_swap_fail(rt, false, -EIO, 1);
 	/* A page in the middle of a run: its fault reads it alone. */
-	cr_assert(read_faults(base + 301 * T_PAGE), "a failed read handed back a page");
+	cr_assert(t_read_faults(base + 301 * T_PAGE), "a failed read handed back a page");
 	for (size_t pg = 600; pg < 700; pg++)
 		cr_assert(ok(base + pg * T_PAGE, pg, 3), "page %zu", pg);
 	t_stats_settled(rt, &st);

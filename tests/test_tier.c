@@ -17,7 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "swap/io.h"
 #include "swap/tier.h"
 
 #define PAGE	4096ul
@@ -231,7 +230,7 @@ Test(tier, a_failed_read_loads_as_eio, .init = dir_make, .fini = dir_remove)
 
 	store_all(t, h, 4, true);
 	upg_tier_test_flush(t);
-	upg_swap_io_test_fail(upg_tier_test_io(t), false, -EIO, 1);
+	upg_tier_test_fail(t, false, -EIO, 1);
 	cr_assert_eq(upg_tier_load(t, h[1], got, 1), -EIO);
 	upg_tier_stats(t, &st);
 	cr_assert_eq(st.read_errors, 1);
@@ -248,7 +247,7 @@ Test(tier, a_failed_write_keeps_the_pages_and_degrades_the_store, .init = dir_ma
 	uint64_t h[300], more[64];
 	uint8_t *p = aligned(PAGE);
 
-	upg_swap_io_test_fail(upg_tier_test_io(t), true, -ENOSPC, 1000);
+	upg_tier_test_fail(t, true, -ENOSPC, 1000);
 	store_all(t, h, 300, true);
 	upg_tier_test_flush(t);
 	upg_tier_stats(t, &st);

@@ -101,6 +101,12 @@ struct upg_tier {
 	struct batch batch[NR_BATCHES];
 	int open;			/* the batch stores add to, -1: none */
 
+	/*
+	 * Pages the batches hold and bytes of entry table, for
+	 * upg_tier_mem_used(), which a fill under budget_total asks every
+	 * time: atomics, so it needs no lock.
+	 */
+	size_t held_pages, table_bytes;
 	struct upg_tier_stats st;	/* counters, under lock */
 };
 
@@ -124,6 +130,7 @@ static uint32_t entry_get(struct upg_tier *t)
 		if (!c)
 			return 0;
 		t->chunks[t->nr_chunks++] = c;
+		__atomic_fetch_add(&t->table_bytes, CHUNK_ENTRIES * sizeof(*c), __ATOMIC_RELAXED);
 		/* Thread the new chunk's entries onto the free list, in order. */
 		for (uint32_t i = CHUNK_ENTRIES; i-- > 0;) {
 			c[i].next = t->free_head;
@@ -143,32 +150,21 @@ static void entry_put(struct upg_tier *t, uint32_t id)
 	t->free_head = id;
 }
 
-static void lru_add_tail(struct upg_tier *t, uint32_t id)
+/* Put @id on the LRU: at its tail (newest), or back at its head. */
+static void lru_add(struct upg_tier *t, uint32_t id, bool head)
 {
 	struct entry *e = ent(t, id);
+	uint32_t *end = head ? &t->lru_head : &t->lru_tail;
+	uint32_t *other = head ? &t->lru_tail : &t->lru_head;
 
 	e->flags |= E_LRU;
-	e->prev = t->lru_tail;
-	e->next = 0;
-	if (t->lru_tail)
-		ent(t, t->lru_tail)->next = id;
+	e->prev = head ? 0 : *end;
+	e->next = head ? *end : 0;
+	if (*end)
+		*(head ? &ent(t, *end)->prev : &ent(t, *end)->next) = id;
 	else
-		t->lru_head = id;
-	t->lru_tail = id;
-}
-
-static void lru_add_head(struct upg_tier *t, uint32_t id)
-{
-	struct entry *e = ent(t, id);
-
-	e->flags |= E_LRU;
-	e->prev = 0;
-	e->next = t->lru_head;
-	if (t->lru_head)
-		ent(t, t->lru_head)->prev = id;
-	else
-		t->lru_tail = id;
-	t->lru_head = id;
+		*other = id;
+	*end = id;
 }
 
 static void lru_del(struct upg_tier *t, uint32_t id)
@@ -238,6 +234,14 @@ static bool writeback_wanted(struct upg_tier *t, size_t used)
 	return !t->degraded && !t->store_full && t->lru_head && used > SHARE_START(t->share);
 }
 
+/* Batch @b holds nothing any more (lock held). */
+static void batch_release(struct upg_tier *t, struct batch *b)
+{
+	__atomic_fetch_sub(&t->held_pages, b->used, __ATOMIC_RELAXED);
+	b->used = 0;
+	b->state = B_FREE;
+}
+
 static int free_batch(struct upg_tier *t)
 {
 	for (int i = 0; i < NR_BATCHES; i++)
@@ -250,7 +254,9 @@ static void batch_seal(struct upg_tier *t, struct batch *b)
 {
 	if (t->open >= 0 && &t->batch[t->open] == b)
 		t->open = -1;
-	b->state = b->used ? B_SEALED : B_FREE;
+	b->state = B_SEALED;
+	if (!b->used)
+		batch_release(t, b);
 	pthread_cond_signal(&t->writer_cv);
 }
 
@@ -300,6 +306,7 @@ static int batch_add(struct upg_tier *t, const void *src, unsigned int n, uint32
 	*ent(t, e_id) = (struct entry){ .where = W_BATCH, .nr_pages = (uint16_t)n,
 					.loc = (uint64_t)t->open << 16 | b->used };
 	b->used += n;
+	__atomic_fetch_add(&t->held_pages, n, __ATOMIC_RELAXED);
 	clock_gettime(CLOCK_MONOTONIC, &b->touched);
 	t->st.direct_pages += n;
 	t->st.swap_pages += n;
@@ -318,7 +325,7 @@ static uint32_t zpool_entry(struct upg_tier *t, uint64_t zh, size_t nr_pages)
 		return 0;
 	*ent(t, id) = (struct entry){ .where = W_ZPOOL, .loc = zh, .nr_pages = (uint16_t)nr_pages,
 				      .bytes = (uint32_t)upg_zpool_object_bytes(t->zp, zh) };
-	lru_add_tail(t, id);
+	lru_add(t, id, false);
 	if (writeback_wanted(t, zpool_used(t)))
 		pthread_cond_signal(&t->writer_cv);
 	return id;
@@ -522,7 +529,7 @@ void upg_tier_free(struct upg_tier *t, uint64_t handle)
 		t->st.swap_pages -= e->nr_pages;
 		if (b->state == B_FAILED) {
 			if (!--b->live)
-				b->state = B_FREE;
+				batch_release(t, b);
 		} else {
 			slots_put(t, b->slot[e->loc & 0xffff], e->nr_pages);
 		}
@@ -601,7 +608,7 @@ static void writeback(struct upg_tier *t, int bi)
 			/* Undecodable: it stays in the zpool, off the LRU, to fail its load. */
 		} else if (e->loading) {
 			/* A load is reading the zpool object: try it later. */
-			lru_add_head(t, ids[k]);
+			lru_add(t, ids[k], true);
 		} else {
 			upg_zpool_free(t->zp, zh[k]);
 			e->where = W_BATCH;
@@ -616,6 +623,7 @@ static void writeback(struct upg_tier *t, int bi)
 		pos += n;
 	}
 	b->used = pos;
+	__atomic_fetch_add(&t->held_pages, pos, __ATOMIC_RELAXED);
 	batch_seal(t, b);
 }
 
@@ -695,7 +703,10 @@ static void batch_done(struct upg_tier *t, int bi)
 			e->loc = b->slot[i];
 		}
 	}
-	b->state = b->err && b->live ? B_FAILED : B_FREE;
+	if (b->err && b->live)
+		b->state = B_FAILED;
+	else
+		batch_release(t, b);
 	pthread_cond_broadcast(&t->batch_cv);
 }
 
@@ -809,46 +820,35 @@ struct upg_zpool *upg_tier_zpool(struct upg_tier *t)
 	return t->zp;
 }
 
-static size_t batch_bytes(struct upg_tier *t)
-{
-	size_t pages = 0;
-
-	for (int i = 0; i < NR_BATCHES; i++)
-		if (t->batch[i].state != B_FREE)
-			pages += t->batch[i].used;
-	return pages * PAGE;
-}
-
 size_t upg_tier_mem_used(struct upg_tier *t)
 {
 	size_t used = zpool_used(t);
 
 	if (!t->io)
 		return used;
-	pthread_mutex_lock(&t->lock);
-	used += (size_t)t->nr_chunks * CHUNK_ENTRIES * sizeof(struct entry) + batch_bytes(t);
-	pthread_mutex_unlock(&t->lock);
-	return used;
+	return used + __atomic_load_n(&t->table_bytes, __ATOMIC_RELAXED) +
+	       __atomic_load_n(&t->held_pages, __ATOMIC_RELAXED) * PAGE;
 }
 
 void upg_tier_stats(struct upg_tier *t, struct upg_tier_stats *st)
 {
+	struct upg_zpool_stats zs;
 	struct upg_slots_stats ss;
+	size_t mem_used = upg_tier_mem_used(t);
 
-	upg_zpool_stats(t->zp, &t->st.zpool);
+	upg_zpool_stats(t->zp, &zs);
 	if (!t->io) {
-		*st = (struct upg_tier_stats){ .zpool = t->st.zpool,
-					       .mem_used = t->st.zpool.mem_used };
+		*st = (struct upg_tier_stats){ .zpool = zs, .mem_used = mem_used };
 		return;
 	}
-	st->mem_used = upg_tier_mem_used(t);
 	pthread_mutex_lock(&t->lock);
 	upg_slots_stats(t->slots, &ss);
-	t->st.swap_fragmentation_pct = (uint64_t)(ss.fragmentation * 100);
-	t->st.degraded = t->degraded;
-	t->st.mem_used = st->mem_used;
 	*st = t->st;
+	st->degraded = t->degraded;
 	pthread_mutex_unlock(&t->lock);
+	st->zpool = zs;
+	st->mem_used = mem_used;
+	st->swap_fragmentation_pct = (uint64_t)(ss.fragmentation * 100);
 }
 
 static int open_store(struct upg_tier *t, const struct upg_tier_config *cfg)
@@ -1014,7 +1014,13 @@ int upg_tier_test_corrupt(struct upg_tier *t, uint64_t handle)
 	return ret;
 }
 
-struct upg_swap_io *upg_tier_test_io(struct upg_tier *t)
+void upg_tier_test_fail(struct upg_tier *t, bool write, int err, unsigned int count)
 {
-	return t->io;
+	if (t->io)
+		upg_swap_io_test_fail(t->io, write, err, count);
+}
+
+int upg_tier_test_fd(struct upg_tier *t)
+{
+	return t->io ? upg_swap_io_test_fd(t->io) : -1;
 }

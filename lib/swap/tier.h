@@ -122,8 +122,11 @@ void upg_tier_stats(struct upg_tier *t, struct upg_tier_stats *st);
 int upg_tier_test_corrupt(struct upg_tier *t, uint64_t handle);
 /* Tests: is @handle's object on the store (written, not in a batch)? */
 bool upg_tier_test_on_store(struct upg_tier *t, uint64_t handle);
+/* Tests: the next @count reads (@write false) or writes fail with @err. */
+void upg_tier_test_fail(struct upg_tier *t, bool write, int err, unsigned int count);
+/* Tests: the store's descriptor (-1 without one), to look at the file. */
+int upg_tier_test_fd(struct upg_tier *t);
 /* Tests: wait until no batch is waiting to be written. */
 void upg_tier_test_flush(struct upg_tier *t);
-struct upg_swap_io *upg_tier_test_io(struct upg_tier *t);
 
 #endif
