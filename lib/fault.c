@@ -211,7 +211,8 @@ static void readahead_evicted(const struct upg_extent *e, struct upg_counters *c
 	n = upg_pager_readahead_claim(r->rt->pager, e, b + stride, w, stride, olds);
 	/* Before the work: a fault where the window ends continues the stream. */
 	upg_ra_done(r, c, b, n, stride);
-	upg_pager_readahead_fill(r->rt->pager, c, r, b + stride, n, stride, olds, read_only);
+	upg_pager_readahead_fill(r->rt->pager, c, r, b + stride, n, stride, olds,
+				 read_only ? UPG_KEEP_ANY : UPG_KEEP_NONE);
 }
 
 /*
@@ -303,6 +304,7 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 {
 	bool write = flags & UPG_FH_WRITE;
 	bool prefetch = flags & UPG_FH_PREFETCH;
+	enum upg_keep keep = write ? UPG_KEEP_NONE : prefetch ? UPG_KEEP_ANY : UPG_KEEP_FREE;
 	struct upg_region *r = e->region;
 	struct upg_pager *pg = r->rt->pager;
 	size_t b = (addr - r->start) >> r->block_shift;
@@ -378,7 +380,7 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 			return FAULT_DONE;
 		case UPG_PS_INACTIVE:
 			/* Still counted resident: no reserve. */
-			if (!upg_pager_fault(pg, c, e, b, old, page, true, prefetch && !write))
+			if (!upg_pager_fault(pg, c, e, b, old, page, true, keep))
 				continue;
 			if (!prefetch)
 				readahead_evicted(e, c, b, write);
@@ -388,7 +390,7 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 		case UPG_PS_COMPRESSED:
 			if (!upg_pager_try_reserve(pg, upg_block_len(r, b)))
 				return FAULT_NEED_ROOM;
-			if (upg_pager_fault(pg, c, e, b, old, page, true, prefetch && !write)) {
+			if (upg_pager_fault(pg, c, e, b, old, page, true, keep)) {
 				if (!prefetch)
 					readahead_evicted(e, c, b, write);
 				return FAULT_DONE;

@@ -116,16 +116,23 @@ bool upg_pager_pin_fits(struct upg_pager *pg, size_t nr_blocks);
 void upg_pager_oom_info(struct upg_pager *pg, struct upg_oom_info *info);
 
 /*
+ * Which clean copies a swap-in keeps (pager.c, "Clean copies"): none (a
+ * write), those that hold no memory (a read fault: the object is on the
+ * swap store, or same-filled), or any that fits (a stream that has not
+ * written, WILLNEED).
+ */
+enum upg_keep { UPG_KEEP_NONE, UPG_KEEP_FREE, UPG_KEEP_ANY };
+
+/*
  * Fault on a block that is INACTIVE or COMPRESSED (@old, read just now),
  * of extent @e, at page @page. Returns false if the block changed under
  * us (the caller looks again); true when the fault was resolved. A
  * COMPRESSED block needs a reserve first (the caller's). @ref: mark it
- * referenced (a fault), or not. @keep: keep a clean copy (pager.c,
- * "Clean copies"): a read that is no fault (WILLNEED).
+ * referenced (a fault), or not. @keep: which clean copy to keep.
  */
 bool upg_pager_fault(struct upg_pager *pg, struct upg_counters *c,
 		     const struct upg_extent *e, size_t block, uint64_t old,
-		     uintptr_t page, bool ref, bool keep);
+		     uintptr_t page, bool ref, enum upg_keep keep);
 /*
  * A RESIDENT block (word @old, held FILLING by the caller) is written or
  * loses a page: forget its clean copy (UPG_PS_CLEAN), if any. Returns the
@@ -139,14 +146,14 @@ uint64_t upg_pager_clean_drop(struct upg_pager *pg, struct upg_counters *c, uint
  * words in @olds),
  * stopping at the first that is neither, at the end of @e, or when the
  * budget has no free room (readahead never waits); then bring them back,
- * keeping clean copies if @keep (a stream that has not written). A fault
+ * keeping clean copies as @keep says. A fault
  * on a claimed block waits for its fill. rt->lock shared.
  */
 unsigned int upg_pager_readahead_claim(struct upg_pager *pg, const struct upg_extent *e,
 				       size_t b, unsigned int n, size_t stride, uint64_t *olds);
 void upg_pager_readahead_fill(struct upg_pager *pg, struct upg_counters *c,
 			      struct upg_region *r, size_t b, unsigned int n, size_t stride,
-			      const uint64_t *olds, bool keep);
+			      const uint64_t *olds, enum upg_keep keep);
 
 /*
  * A block was dropped (REMOVE, UNMAP, destroy) out of state @old, which
