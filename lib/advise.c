@@ -114,13 +114,18 @@ static void prefetch(struct upg_runtime *rt, uintptr_t start, uintptr_t end, boo
 /* Locks are taken a chunk at a time: unmap events and fork wait on them. */
 #define COLD_CHUNK	(1ul << 20)
 
+/* A block busy longer than this is left as it is (COLD is a hint). */
+#define COLD_BUSY_NS	1000000000ull
+
 static void cold(struct upg_runtime *rt, uintptr_t start, uintptr_t end)
 {
 	struct upg_counters *c = upg_shared_counters(rt);
+	uint64_t busy_since = 0;
 
 	for (uintptr_t a = start; a < end;) {
 		uintptr_t stop = end - a > COLD_CHUNK ? a + COLD_CHUNK : end;
 		const struct upg_extent *e;
+		size_t block = 0;
 
 		upg_pager_copy_lock(rt->pager);
 		upg_pager_hold(rt->pager);
@@ -135,14 +140,28 @@ static void cold(struct upg_runtime *rt, uintptr_t start, uintptr_t end)
 			size_t done = upg_pager_cold(rt->pager, c, r, b0, b1 - b0 + 1);
 			uintptr_t next = r->start + ((b0 + done) << r->block_shift);
 
-			/* Without UFFDIO_MOVE it stops after each run it copies out. */
+			/* It stops at a busy block, and without UFFDIO_MOVE after each run. */
 			stop = next < t ? next : t;
+			block = (size_t)1 << r->block_shift;
 		}
 		pthread_rwlock_unlock(&rt->lock);
 		upg_pager_unhold(rt->pager);
 		upg_pager_cold_finish(rt->pager, c);
 		upg_pager_copy_unlock(rt->pager);
-		a = stop;
+		if (stop > a) {
+			busy_since = 0;
+			a = stop;
+			continue;
+		}
+		/* A busy block: a fill or an eviction, microseconds. */
+		if (!busy_since) {
+			busy_since = upg_now_ns();
+		} else if (upg_now_ns() - busy_since > COLD_BUSY_NS) {
+			busy_since = 0;
+			a += block - (a & (block - 1));
+			continue;
+		}
+		sched_yield();
 	}
 }
 

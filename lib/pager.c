@@ -2197,6 +2197,8 @@ size_t upg_pager_cold(struct upg_pager *pg, struct upg_counters *c,
 	for (size_t b = b0; b < b0 + n;) {
 		size_t k = 0;
 
+		if (upg_ps_is_busy(__atomic_load_n(&r->state[b], __ATOMIC_ACQUIRE)))
+			return b - b0;
 		/* No staging slot free: make room the usual way first. */
 		if (!slot_alloc(pg, &slot) && (evict_batch(pg, c, pg->evict_run) < 0 ||
 					       !slot_alloc(pg, &slot)))

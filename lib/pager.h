@@ -61,9 +61,11 @@ void upg_pager_unhold(struct upg_pager *pg);
 /*
  * UPG_ADV_COLD on blocks [b0, b0 + n) of @r: RESIDENT ones move out as the
  * clock would move them, and every INACTIVE one is compressed at once.
- * Returns how many of the n blocks it went through: all with UFFDIO_MOVE;
- * without, it stops after claiming a run to copy out, which
- * upg_pager_cold_finish() copies and compresses. Call inside
+ * Returns how many of the n blocks it went through: all, except that it
+ * stops at a block being filled or evicted (the caller waits for it with
+ * no lock held: a fill's window is still FILLING when the thread it woke
+ * runs on) and, without UFFDIO_MOVE, after claiming a run to copy out,
+ * which upg_pager_cold_finish() copies and compresses. Call inside
  * upg_pager_copy_lock() and upg_pager_hold(), with rt->lock shared;
  * upg_pager_cold_finish() after dropping those two.
  */

@@ -173,7 +173,7 @@ static void json_result(FILE *f, const struct bench_job *j, const struct bench_r
 		(unsigned long long)bench_lat_quantile_ns(r, 0.999),
 		(unsigned long long)r->lat_max);
 	fprintf(f, "     \"faults\": %llu, \"faults_per_sec\": %.1f, \"cpu_pct\": %.1f, "
-		"\"sys_busy_pct\": %.1f, \"populate_sec\": %.3f, \"region_reused\": %s, "
+		"\"sys_busy_pct\": %.1f, \"populate_sec\": %.6f, \"region_reused\": %s, "
 		"\"run_sec\": %.3f,\n",
 		(unsigned long long)r->faults,
 		r->run_sec > 0 ? (double)r->faults / r->run_sec : 0,
