@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <time.h>
 #include <unistd.h>
 
 #define UPG_LOG_PREFIX "fault: "
@@ -23,6 +24,10 @@
 #include "testing.h"
 
 #define PAGE	UPG_PAGE_SIZE
+
+/* Waiting for another thread's fill: yields, then sleeps of this long. */
+#define WAIT_SPINS	16
+#define WAIT_SLEEP_NS	20000
 
 _Atomic unsigned int upg_test_fill_delay_us;
 
@@ -310,6 +315,7 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 	size_t b = (addr - r->start) >> r->block_shift;
 	uint64_t *word = &r->state[b];
 	uintptr_t page = addr & ~(PAGE - 1);
+	unsigned int spins = 0;
 	bool waited = false;
 
 	if (flags & UPG_FH_WP)
@@ -337,11 +343,20 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 			return FAULT_DONE;
 		case UPG_PS_FILLING:
 		case UPG_PS_EVICTING:
-			/* The owner is between two ioctls: microseconds. */
+			/*
+			 * The owner is between two ioctls (microseconds), or
+			 * reading a readahead window from the swap store
+			 * (hundreds): yield a few times, then sleep, leaving
+			 * the CPU to the owner. Its fill wakes the faulting
+			 * thread itself; this only looks again.
+			 */
 			if (!waited)
 				upg_stat_inc(c, fill_waited);
 			waited = true;
-			sched_yield();
+			if (spins++ < WAIT_SPINS)
+				sched_yield();
+			else
+				nanosleep(&(struct timespec){ .tv_nsec = WAIT_SLEEP_NS }, NULL);
 			continue;
 		case UPG_PS_RESIDENT:
 			if (prefetch && !(flags & UPG_FH_POPULATE))

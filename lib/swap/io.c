@@ -677,8 +677,13 @@ static int ring_read(struct reader *r, int fd, uint64_t off, void *buf,
 
 	io_uring_prep_read(sqe, fd, buf, (unsigned int)len, off);
 	io_uring_sqe_set_data64(sqe, UD_READ);
+	/*
+	 * Submit and wait in one system call. Once the read is taken the
+	 * call returns its count (1) whatever the wait did, so a negative
+	 * return still means the SQE was not taken.
+	 */
 	do
-		ret = io_uring_submit(&r->ring);
+		ret = io_uring_submit_and_wait(&r->ring, 1);
 	while (ret == -EINTR || ret == -EAGAIN);
 	if (ret < 0) {
 		/*
