@@ -221,6 +221,30 @@ static void readahead_evicted(const struct upg_extent *e, struct upg_counters *c
 }
 
 /*
+ * A fault claimed COMPRESSED block @b (FILLING, reserved; it was @old):
+ * bring it back, and the window of the stream it continues (none for a
+ * prefetch) with it.
+ */
+static void swap_in_stream(const struct upg_extent *e, struct upg_counters *c, size_t b,
+			   uint64_t old, uintptr_t page, enum upg_keep keep, bool write,
+			   bool prefetch)
+{
+	struct upg_region *r = e->region;
+	uint64_t olds[1 + UPG_RA_MAX_BYTES / UPG_PAGE_SIZE] = { old };
+	size_t stride = 1;
+	bool read_only = false;
+	unsigned int w = prefetch ? 0 : upg_ra_window(r, c, b, write, &stride, &read_only), n = 0;
+
+	if (w) {
+		n = upg_pager_readahead_claim(r->rt->pager, e, b + stride, w, stride, olds + 1);
+		/* Before the work: a fault where the window ends continues the stream. */
+		upg_ra_done(r, c, b, n, stride);
+	}
+	upg_pager_swap_in_stream(r->rt->pager, c, r, b, page, keep, n, stride, olds,
+				 read_only ? UPG_KEEP_ANY : UPG_KEEP_NONE);
+}
+
+/*
  * A block being copied out (STAGING). A reader's fault parks: the copier
  * wakes the block when done, and the thread faults again; the reader
  * must not wait, for the copier waits for a reader to read its event.
@@ -405,9 +429,10 @@ static enum fault_result fault_in_extent(const struct upg_extent *e,
 		case UPG_PS_COMPRESSED:
 			if (!upg_pager_try_reserve(pg, upg_block_len(r, b)))
 				return FAULT_NEED_ROOM;
-			if (upg_pager_fault(pg, c, e, b, old, page, true, keep)) {
-				if (!prefetch)
-					readahead_evicted(e, c, b, write);
+			if (__atomic_compare_exchange_n(word, &old,
+							upg_ps_with_state(old, UPG_PS_FILLING), false,
+							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+				swap_in_stream(e, c, b, old, page, keep, write, prefetch);
 				return FAULT_DONE;
 			}
 			upg_pager_release(pg, upg_block_len(r, b));

@@ -330,9 +330,11 @@ static void buf_put(struct upg_pager *pg, uint8_t *buf)
 	__atomic_fetch_or(&pg->bufs_free, 1ull << i, __ATOMIC_RELEASE);
 }
 
+/* A window and the faulting block before it (upg_pager_swap_in_stream). */
 static size_t ra_buf_bytes(const struct upg_pager *pg)
 {
-	return UPG_RA_MAX_BYTES > pg->block_size ? UPG_RA_MAX_BYTES : pg->block_size;
+	return UPG_RA_MAX_BYTES > pg->block_size ? UPG_RA_MAX_BYTES + pg->block_size :
+						   pg->block_size;
 }
 
 /*
@@ -1025,21 +1027,26 @@ unsigned int upg_pager_readahead_claim(struct upg_pager *pg, const struct upg_ex
 	return k;
 }
 
-void upg_pager_readahead_fill(struct upg_pager *pg, struct upg_counters *c,
-			      struct upg_region *r, size_t b, unsigned int n, size_t stride,
-			      const uint64_t *olds, enum upg_keep keep)
+/* A readahead buffer for @n blocks, or NULL: they load one by one. */
+static uint8_t *ra_buf_for(struct upg_pager *pg, unsigned int n)
 {
-	/*
-	 * Referenced, as a faulted block: whether the stream uses them is
-	 * invisible (no accessed bit), and one that lost it at once would be
-	 * staged before the stream got there, and fault after all.
-	 */
-	int rets[UPG_TIER_LOAD_MANY_MAX];
-	uint8_t *ra = NULL;
+	if (n < 2 || !pg->ra_bufs || n > UPG_TIER_LOAD_MANY_MAX ||
+	    n * pg->block_size > ra_buf_bytes(pg))
+		return NULL;
+	return ra_buf_get(pg);
+}
 
-	if (n > 1 && pg->ra_bufs && n <= UPG_TIER_LOAD_MANY_MAX &&
-	    n * pg->block_size <= ra_buf_bytes(pg) && (ra = ra_buf_get(pg)))
-		ra_load(pg, r, b, n, stride, olds, ra, rets);
+/*
+ * Bring back the claimed window (upg_pager_readahead_claim), loaded into
+ * @ra with results @rets (ra_load), or block by block if @ra is NULL.
+ * Referenced, as a faulted block: whether the stream uses them is
+ * invisible (no accessed bit), and one that lost it at once would be
+ * staged before the stream got there, and fault after all.
+ */
+static void fill_window(struct upg_pager *pg, struct upg_counters *c, struct upg_region *r,
+			size_t b, unsigned int n, size_t stride, const uint64_t *olds,
+			enum upg_keep keep, const uint8_t *ra, const int *rets)
+{
 	for (unsigned int k = 0; k < n; k++) {
 		size_t bk = b + k * stride;
 		uint64_t *word = &r->state[bk];
@@ -1053,8 +1060,42 @@ void upg_pager_readahead_fill(struct upg_pager *pg, struct upg_counters *c,
 			swap_in(pg, c, r, bk, upg_ps_slot(olds[k]), word,
 				block_start(r, bk), UPG_PS_REF, 0, keep);
 	}
+}
+
+void upg_pager_readahead_fill(struct upg_pager *pg, struct upg_counters *c,
+			      struct upg_region *r, size_t b, unsigned int n, size_t stride,
+			      const uint64_t *olds, enum upg_keep keep)
+{
+	int rets[UPG_TIER_LOAD_MANY_MAX];
+	uint8_t *ra = ra_buf_for(pg, n);
+
+	if (ra)
+		ra_load(pg, r, b, n, stride, olds, ra, rets);
+	fill_window(pg, c, r, b, n, stride, olds, keep, ra, rets);
 	if (ra)
 		ra_buf_put(pg, ra);
+}
+
+void upg_pager_swap_in_stream(struct upg_pager *pg, struct upg_counters *c,
+			      struct upg_region *r, size_t b, uintptr_t page, enum upg_keep keep,
+			      unsigned int n, size_t stride, const uint64_t *olds,
+			      enum upg_keep ra_keep)
+{
+	int rets[UPG_TIER_LOAD_MANY_MAX];
+	uint8_t *ra = stride == 1 ? ra_buf_for(pg, n + 1) : NULL;
+	uint64_t *word = &r->state[b], handle = upg_ps_slot(olds[0]);
+
+	if (!ra) {
+		swap_in(pg, c, r, b, handle, word, page, UPG_PS_REF, upg_fault_tid, keep);
+		upg_pager_readahead_fill(pg, c, r, b + stride, n, stride, olds + 1, ra_keep);
+		return;
+	}
+	ra_load(pg, r, b, n + 1, 1, olds, ra, rets);
+	/* The faulting block first: its fill wakes the thread. */
+	swap_in_loaded(pg, c, r, b, handle, word, page, UPG_PS_REF, upg_fault_tid, keep,
+		       ra, rets[0]);
+	fill_window(pg, c, r, b + 1, n, 1, olds + 1, ra_keep, ra + pg->block_size, rets + 1);
+	ra_buf_put(pg, ra);
 }
 
 void upg_pager_block_dropped(struct upg_runtime *rt, struct upg_region *r,

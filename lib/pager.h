@@ -156,6 +156,19 @@ unsigned int upg_pager_readahead_claim(struct upg_pager *pg, const struct upg_ex
 void upg_pager_readahead_fill(struct upg_pager *pg, struct upg_counters *c,
 			      struct upg_region *r, size_t b, unsigned int n, size_t stride,
 			      const uint64_t *olds, enum upg_keep keep);
+/*
+ * A fault on COMPRESSED block @b, which the caller has claimed (FILLING,
+ * reserved; its word was @olds[0]), at @page, keeping a clean copy as
+ * @keep says; then the @n blocks of its stream's window claimed after
+ * it (upg_pager_readahead_claim into @olds + 1), as upg_pager_readahead_fill
+ * with @ra_keep. With @stride 1 the block and its window load together:
+ * neighbouring slots in one read, where the fault's own read and then
+ * the window's would cost two, and the thread would wait out both.
+ */
+void upg_pager_swap_in_stream(struct upg_pager *pg, struct upg_counters *c,
+			      struct upg_region *r, size_t b, uintptr_t page, enum upg_keep keep,
+			      unsigned int n, size_t stride, const uint64_t *olds,
+			      enum upg_keep ra_keep);
 
 /*
  * A block was dropped (REMOVE, UNMAP, destroy) out of state @old, which

@@ -353,6 +353,41 @@ Test(swap, a_sequential_read_after_a_strided_one_reads_runs_of_slots, .timeout =
 	upg_runtime_destroy(rt);
 }
 
+/*
+ * A fault that continues a stream reads its own block and the window
+ * after it in one read of neighbouring slots: read alone first, it cost
+ * a second read a window, and the thread waited out both. Every page
+ * random, so the store holds them in address order; the zpool's share is
+ * small, so the first 4 MiB are on the store when read back.
+ */
+Test(swap, a_stream_fault_reads_its_block_and_window_in_one_read, .timeout = 60)
+{
+	size_t len = 16ul << 20, nr = (4ul << 20) / T_PAGE;
+	struct upg_runtime *rt = swap_runtime(4ul << 20, 256ul << 10);
+	uint8_t *base;
+	struct upg_region *r;
+	struct upg_stats a, b;
+	uint64_t reads, reading_faults;
+
+	r = t_region_create(rt, len);
+	base = upg_region_addr(r);
+	for (size_t pg = 0; pg < len / T_PAGE; pg++)
+		gen(base + pg * T_PAGE, 2 * pg + 1, 9);
+	upg_test_swap_flush(rt);
+	t_stats_settled(rt, &a);
+	for (size_t pg = 0; pg < nr; pg++)
+		cr_assert(ok(base + pg * T_PAGE, 2 * pg + 1, 9), "page %zu", pg);
+	t_stats_settled(rt, &b);
+	reads = b.swap_reads - a.swap_reads;
+	/* Faults that met a block being filled read nothing. */
+	reading_faults = (b.faults - a.faults) - (b.fill_waited - a.fill_waited);
+	cr_assert_gt(reads, 0);
+	cr_assert_lt(reads * 2, reading_faults * 3, "%lu reads for %lu faults that read",
+		     (unsigned long)reads, (unsigned long)reading_faults);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
+
 static bool dir_is_empty(const char *path)
 {
 	DIR *d = opendir(path);
