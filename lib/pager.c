@@ -885,50 +885,40 @@ static void fail_page(struct upg_pager *pg, struct upg_counters *c, uintptr_t pa
 }
 
 /*
- * Fault on a COMPRESSED block whose data the store gave (@ret 0) into
- * @buf, or failed to: fill each mapped piece. @keep (a read): keep the
- * handle as a clean copy, the pages write-protected.
+ * A swap-in whose load failed (@ret): never hand back a wrong page. The
+ * block stays COMPRESSED (its data is gone, not zero); the faulting
+ * access gets SIGBUS where the kernel can poison the page.
  */
-static void swap_in_loaded(struct upg_pager *pg, struct upg_counters *c,
-			   struct upg_region *r, size_t b, uint64_t handle,
-			   uint64_t *word, uintptr_t page, uint64_t ref, uint32_t tid, enum upg_keep keep,
-			   const uint8_t *buf, int ret)
+static void swap_in_failed(struct upg_pager *pg, struct upg_counters *c, uintptr_t bs,
+			   size_t blen, uint64_t handle, uint64_t *word, uintptr_t page,
+			   uint32_t tid, int ret)
 {
-	size_t blen = upg_block_len(r, b);
-	uintptr_t bs = block_start(r, b), start, end;
-	bool clean = false, raced = false;
+	upg_err("block at %p failed to load (%s: undecodable, a bad checksum or a "
+		"failed read): its accesses get SIGBUS", (void *)bs, strerror(-ret));
+	upg_stat_inc(c, swapin_failed);
+	fail_page(pg, c, page, tid);
+	upg_pager_release(pg, blen);	/* the caller's reserve */
+	__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle), __ATOMIC_RELEASE);
+}
 
-	if (ret) {
-		/*
-		 * Never hand back a wrong page. The block stays COMPRESSED
-		 * (its data is gone, not zero); the faulting access gets
-		 * SIGBUS where the kernel can poison the page.
-		 */
-		upg_err("block at %p failed to load (%s: undecodable, a bad checksum or a "
-			"failed read): its accesses get SIGBUS", (void *)bs, strerror(-ret));
-		upg_stat_inc(c, swapin_failed);
-		fail_page(pg, c, page, tid);
-		upg_pager_release(pg, blen);	/* the caller's reserve */
-		__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle), __ATOMIC_RELEASE);
-		return;
-	}
-	clean = pg->keep_clean && clean_keep(pg, handle, keep);
-	for (uintptr_t a = bs; next_piece(pg->rt, r, b, a, &start, &end); a = end) {
-		if (fill_from(pg->rt, c, start, end, buf + (start - bs), clean, &raced)) {
-			/*
-			 * Refused for now: the block stays COMPRESSED, its handle
-			 * kept. Pages filled already stay mapped (right; the next
-			 * swap-in skips them), uncounted until then.
-			 */
-			if (clean)
-				clean_forget(pg, handle, false);
-			upg_pager_release(pg, blen);	/* the caller's reserve */
-			__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle),
-					 __ATOMIC_RELEASE);
-			return;
-		}
-		upg_stat_add(c, UPG_STAT_swapin_pages, (end - start) / PAGE);
-	}
+/*
+ * A swap-in's fill was refused for now: the block stays COMPRESSED, its
+ * handle kept. Pages filled already stay mapped (right; the next swap-in
+ * skips them), uncounted until then.
+ */
+static void swap_in_refused(struct upg_pager *pg, size_t blen, uint64_t handle,
+			    uint64_t *word, bool clean)
+{
+	if (clean)
+		clean_forget(pg, handle, false);
+	upg_pager_release(pg, blen);	/* the caller's reserve */
+	__atomic_store_n(word, upg_ps_make(UPG_PS_COMPRESSED, handle), __ATOMIC_RELEASE);
+}
+
+/* A swap-in's pages are in: RESIDENT, with its clean copy if @clean. */
+static void swap_in_done(struct upg_pager *pg, struct upg_counters *c, uint64_t handle,
+			 uint64_t *word, uint64_t ref, bool clean, bool raced)
+{
 	upg_stat_inc(c, swapins);
 	/* A page kept (already mapped) may have been written: no copy. */
 	if (clean && !raced) {
@@ -941,6 +931,35 @@ static void swap_in_loaded(struct upg_pager *pg, struct upg_counters *c,
 		clean_forget(pg, handle, false);
 	upg_tier_free(pg->tier, handle);
 	__atomic_store_n(word, upg_ps_make(UPG_PS_RESIDENT, 0) | ref, __ATOMIC_RELEASE);
+}
+
+/*
+ * Fault on a COMPRESSED block whose data the store gave (@ret 0) into
+ * @buf, or failed to: fill each mapped piece. @keep (a read): keep the
+ * handle as a clean copy, the pages write-protected.
+ */
+static void swap_in_loaded(struct upg_pager *pg, struct upg_counters *c,
+			   struct upg_region *r, size_t b, uint64_t handle,
+			   uint64_t *word, uintptr_t page, uint64_t ref, uint32_t tid, enum upg_keep keep,
+			   const uint8_t *buf, int ret)
+{
+	size_t blen = upg_block_len(r, b);
+	uintptr_t bs = block_start(r, b), start, end;
+	bool clean, raced = false;
+
+	if (ret) {
+		swap_in_failed(pg, c, bs, blen, handle, word, page, tid, ret);
+		return;
+	}
+	clean = pg->keep_clean && clean_keep(pg, handle, keep);
+	for (uintptr_t a = bs; next_piece(pg->rt, r, b, a, &start, &end); a = end) {
+		if (fill_from(pg->rt, c, start, end, buf + (start - bs), clean, &raced)) {
+			swap_in_refused(pg, blen, handle, word, clean);
+			return;
+		}
+		upg_stat_add(c, UPG_STAT_swapin_pages, (end - start) / PAGE);
+	}
+	swap_in_done(pg, c, handle, word, ref, clean, raced);
 }
 
 /* Fault on a COMPRESSED block: load it, then as swap_in_loaded(). */
@@ -1043,14 +1062,71 @@ static uint8_t *ra_buf_for(struct upg_pager *pg, unsigned int n)
  * invisible (no accessed bit), and one that lost it at once would be
  * staged before the stream got there, and fault after all.
  */
+/*
+ * Fill loaded COMPRESSED blocks @b, @b + 1, ... (at most @n: up to the
+ * first that is not one, failed to load, or leaves the extent @b is in)
+ * in one UFFDIO_COPY from @ra, where they lie in the same order. Copied
+ * block by block, a window paid an ioctl a block, and its stream, woken
+ * by the first, caught up and faulted on blocks not copied yet. A run
+ * keeps its blocks' clean copies or none (the pages write-protected or
+ * not): it ends where that changes. A page found mapped already keeps no
+ * block of the run a copy. Returns how many blocks it filled (0: @b is
+ * not such a block).
+ */
+static unsigned int fill_run(struct upg_pager *pg, struct upg_counters *c, struct upg_region *r,
+			     size_t b, unsigned int n, const uint64_t *olds, enum upg_keep keep,
+			     const uint8_t *ra, const int *rets)
+{
+	uintptr_t start = block_start(r, b), end;
+	const struct upg_extent *e = upg_extent_find(pg->rt, start);
+	bool clean = false, raced = false;
+	unsigned int m;
+
+	if (!e || e->region != r)
+		return 0;
+	for (m = 0; m < n; m++) {
+		uint64_t handle = upg_ps_slot(olds[m]);
+		bool kept;
+
+		if (upg_ps_state(olds[m]) != UPG_PS_COMPRESSED || rets[m] ||
+		    block_start(r, b + m) + upg_block_len(r, b + m) > e->end)
+			break;
+		kept = pg->keep_clean && clean_keep(pg, handle, keep);
+		if (m && kept != clean) {
+			if (kept)
+				clean_forget(pg, handle, false);
+			break;
+		}
+		clean = kept;
+	}
+	if (!m)
+		return 0;
+	end = block_start(r, b + m - 1) + upg_block_len(r, b + m - 1);
+	if (fill_from(pg->rt, c, start, end, ra, clean, &raced)) {
+		for (unsigned int k = 0; k < m; k++)
+			swap_in_refused(pg, upg_block_len(r, b + k), upg_ps_slot(olds[k]),
+					&r->state[b + k], clean);
+		return m;
+	}
+	upg_stat_add(c, UPG_STAT_swapin_pages, (end - start) / PAGE);
+	for (unsigned int k = 0; k < m; k++)
+		swap_in_done(pg, c, upg_ps_slot(olds[k]), &r->state[b + k], UPG_PS_REF, clean, raced);
+	return m;
+}
+
 static void fill_window(struct upg_pager *pg, struct upg_counters *c, struct upg_region *r,
 			size_t b, unsigned int n, size_t stride, const uint64_t *olds,
 			enum upg_keep keep, const uint8_t *ra, const int *rets)
 {
-	for (unsigned int k = 0; k < n; k++) {
+	for (unsigned int k = 0, done; k < n; k += done) {
 		size_t bk = b + k * stride;
 		uint64_t *word = &r->state[bk];
 
+		done = ra && stride == 1 ? fill_run(pg, c, r, bk, n - k, olds + k, keep,
+						     ra + (size_t)k * pg->block_size, rets + k) : 0;
+		if (done)
+			continue;
+		done = 1;
 		if (upg_ps_state(olds[k]) == UPG_PS_INACTIVE)
 			reactivate(pg, c, r, bk, upg_ps_slot(olds[k]), word, UPG_PS_REF, keep);
 		else if (ra)

@@ -79,7 +79,7 @@ int upg_tier_load(struct upg_tier *t, uint64_t handle, void *dst, size_t nr_page
  * follow each other are read in one I/O. @n is at most
  * UPG_TIER_LOAD_MANY_MAX.
  */
-#define UPG_TIER_LOAD_MANY_MAX	65	/* a faulting block and 64 read ahead */
+#define UPG_TIER_LOAD_MANY_MAX	129	/* a faulting block and 128 read ahead */
 void upg_tier_load_many(struct upg_tier *t, unsigned int n, const uint64_t *handles,
 			const size_t *nr_pages, uint8_t *const *dsts, int *rets);
 void upg_tier_free(struct upg_tier *t, uint64_t handle);
