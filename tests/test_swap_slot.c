@@ -98,6 +98,22 @@ Test(swap_slot, run_skips_a_shorter_hole_and_the_hole_stays_free)
 	upg_slots_destroy(s);
 }
 
+Test(swap_slot, alloc_below_high_takes_a_hole_but_never_raises_high)
+{
+	struct upg_slots *s = t_slots(1024);
+	uint64_t first;
+
+	alloc_ok(s, 16);
+	upg_slots_free(s, 4, 4);
+	cr_assert_eq(upg_slots_alloc_below_high(s, 8, &first), -ENOSPC);
+	cr_assert_eq(upg_slots_high(s), 16);
+	cr_assert_eq(upg_slots_used(s), 12);
+	cr_assert_eq(upg_slots_alloc_below_high(s, 4, &first), 0);
+	cr_assert_eq(first, 4);
+	cr_assert_eq(upg_slots_used(s), 16);
+	upg_slots_destroy(s);
+}
+
 Test(swap_slot, search_starts_at_the_cursor_not_at_zero)
 {
 	struct upg_slots *s = t_slots(1000);

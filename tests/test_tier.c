@@ -338,6 +338,50 @@ Test(tier, freed_slots_are_used_again_before_the_file_grows, .init = dir_make,
 	upg_tier_destroy(t);
 }
 
+/*
+ * Store 2048 pages, free all but one in @keep_every, store 512 more:
+ * the stats after the first store go to @a, after the last to @b.
+ */
+static void store_after_holes(size_t keep_every, struct upg_tier_stats *a,
+			      struct upg_tier_stats *b)
+{
+	struct upg_tier *t = tier_make(64 << 20, 1 << 30, true);
+	uint64_t h[2048], more[512];
+
+	store_all(t, h, 2048, true);
+	upg_tier_test_flush(t);
+	for (size_t i = 0; i < 2048; i++)
+		if (i % keep_every)
+			upg_tier_free(t, h[i]);
+	upg_tier_stats(t, a);
+	store_all(t, more, 512, true);
+	upg_tier_test_flush(t);
+	upg_tier_stats(t, b);
+	check_all(t, more, 512, true);
+	upg_tier_destroy(t);
+}
+
+/* A batch takes a run of slots: one write, not one per hole left by frees. */
+Test(tier, a_batch_after_scattered_frees_is_one_write, .init = dir_make, .fini = dir_remove)
+{
+	struct upg_tier_stats a, b;
+
+	store_after_holes(2, &a, &b);
+	cr_assert_eq(b.swap_written_pages - a.swap_written_pages, 512);
+	cr_assert_leq(b.swap_writes - a.swap_writes, 2, "%llu writes",
+		      (unsigned long long)(b.swap_writes - a.swap_writes));
+}
+
+/* ...but not by growing a store that is mostly holes: those are used. */
+Test(tier, a_store_mostly_holes_fills_them_before_it_grows, .init = dir_make,
+     .fini = dir_remove)
+{
+	struct upg_tier_stats a, b;
+
+	store_after_holes(4, &a, &b);
+	cr_assert_eq(b.swap_bytes, a.swap_bytes);
+}
+
 Test(tier, a_store_that_cannot_open_is_an_error, .init = dir_make, .fini = dir_remove)
 {
 	struct upg_tier_config c = { .swap_path = "/nonexistent-upager/dir/x",

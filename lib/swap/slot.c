@@ -181,13 +181,15 @@ static bool find_below_high(struct upg_slots *s, uint64_t n, uint64_t *first)
 	return false;
 }
 
-int upg_slots_alloc(struct upg_slots *s, unsigned int n, uint64_t *first)
+static int alloc(struct upg_slots *s, unsigned int n, bool may_raise, uint64_t *first)
 {
 	uint64_t at;
 
 	if (!n)
 		return -EINVAL;
 	if (!find_below_high(s, n, &at)) {
+		if (!may_raise)
+			return -ENOSPC;
 		/* The free tail below high, if any, becomes the run's start. */
 		at = prev_set_end(s->map, 0, s->high);
 		if (n > s->nr_max - at)
@@ -201,6 +203,21 @@ int upg_slots_alloc(struct upg_slots *s, unsigned int n, uint64_t *first)
 	assert(s->used <= s->high && s->high <= s->nr_max);
 	*first = at;
 	return 0;
+}
+
+int upg_slots_alloc(struct upg_slots *s, unsigned int n, uint64_t *first)
+{
+	return alloc(s, n, true, first);
+}
+
+int upg_slots_alloc_below_high(struct upg_slots *s, unsigned int n, uint64_t *first)
+{
+	return alloc(s, n, false, first);
+}
+
+uint64_t upg_slots_used(const struct upg_slots *s)
+{
+	return s->used;
 }
 
 /*

@@ -31,11 +31,16 @@ void upg_slots_destroy(struct upg_slots *s);	/* NULL is fine */
  */
 int upg_slots_alloc(struct upg_slots *s, unsigned int n, uint64_t *first);
 
+/* As upg_slots_alloc(), but -ENOSPC rather than raise `high`. */
+int upg_slots_alloc_below_high(struct upg_slots *s, unsigned int n, uint64_t *first);
+
 /* Give back [first, first + n), which must be allocated (asserted). */
 void upg_slots_free(struct upg_slots *s, uint64_t first, unsigned int n);
 
 /* One past the highest slot ever handed out: the file must cover it. */
 uint64_t upg_slots_high(const struct upg_slots *s);
+/* Slots allocated now. */
+uint64_t upg_slots_used(const struct upg_slots *s);
 
 struct upg_slots_stats {
 	uint64_t nr_max;
