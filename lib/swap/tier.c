@@ -275,22 +275,25 @@ static int free_batch(struct upg_tier *t)
 static void batch_reserve(struct upg_tier *t, struct batch *b)
 {
 	uint64_t high = upg_slots_high(t->slots), first;
+	/* A small store is not held up by the runs of batches half full. */
+	uint64_t len = upg_swap_io_capacity(t->io) / PAGE / (2 * NR_BATCHES);
 	int ret;
 
 	b->run_len = b->run_used = 0;
-	if (t->store_full)
+	len = len < BATCH_PAGES ? len : BATCH_PAGES;
+	if (t->store_full || len < 2)
 		return;
-	ret = upg_slots_alloc_below_high(t->slots, BATCH_PAGES, &first);
+	ret = upg_slots_alloc_below_high(t->slots, (unsigned int)len, &first);
 	if (ret && upg_slots_used(t->slots) >= high / 2)
-		ret = upg_slots_alloc(t->slots, BATCH_PAGES, &first);
+		ret = upg_slots_alloc(t->slots, (unsigned int)len, &first);
 	if (ret)
 		return;
-	if (slots_cover(t, first, BATCH_PAGES)) {
-		upg_slots_free(t->slots, first, BATCH_PAGES);
+	if (slots_cover(t, first, (unsigned int)len)) {
+		upg_slots_free(t->slots, first, (unsigned int)len);
 		return;
 	}
 	b->run_first = first;
-	b->run_len = BATCH_PAGES;
+	b->run_len = (unsigned int)len;
 }
 
 /* @n neighbouring slots for batch @b: from its run, else as slots_get. */
