@@ -2529,7 +2529,9 @@ static void evict_round(struct upg_pager *pg, struct upg_counters *c)
  * (after the stored set shrank: a phase with more resident, clean copies
  * dropped), drain the emptiest arenas, moving each COMPRESSED block's
  * object out of them (held EVICTING meanwhile: a fault waits
- * microseconds). Clean copies' handles stay where they are. When the
+ * microseconds). Clean copies' handles stay where they are. With a swap
+ * store the state words hold the tier's handles, which never change: the
+ * tier moves its objects itself (upg_tier_relocate_draining). When the
  * arenas to drain would free under a quarter of the waste (it is spread
  * over fuller ones), no drain starts until the waste has grown by
  * another 1/COMPACT_SHARE of the zpool. The walk holds rt->lock shared
@@ -2548,13 +2550,6 @@ static void compact_zpool(struct upg_pager *pg, struct upg_counters *c)
 	uint64_t moved = 0;
 	int ret = 0;
 
-	/*
-	 * With a swap store, state words hold the tier's handles, not the
-	 * zpool's, and the zpool's oldest objects leave for the store:
-	 * not compacted (yet).
-	 */
-	if (upg_tier_has_store(pg->tier))
-		return;
 	/* Called at every turn of the evictor: the cheap test first. */
 	if (waste < COMPACT_MIN || waste < pg->compact_floor)
 		return;
@@ -2566,6 +2561,11 @@ static void compact_zpool(struct upg_pager *pg, struct upg_counters *c)
 		upg_zpool_drain_end(zp);
 		pg->compact_floor = waste + zs.mem_used / COMPACT_SHARE;
 		return;
+	}
+	if (upg_tier_has_store(pg->tier)) {
+		/* State words hold the tier's handles: the tier moves its objects. */
+		moved = upg_tier_relocate_draining(pg->tier);
+		goto done;
 	}
 	pthread_rwlock_rdlock(&pg->evict_lock);
 	pthread_rwlock_rdlock(&rt->lock);
@@ -2594,6 +2594,7 @@ static void compact_zpool(struct upg_pager *pg, struct upg_counters *c)
 	}
 	pthread_rwlock_unlock(&rt->lock);
 	pthread_rwlock_unlock(&pg->evict_lock);
+done:
 	upg_zpool_drain_end(zp);
 	upg_stat_inc(c, zpool_compactions);
 	upg_stat_add(c, UPG_STAT_zpool_relocated, moved);

@@ -388,6 +388,66 @@ Test(swap, a_stream_fault_reads_its_block_and_window_in_one_read, .timeout = 60)
 	upg_runtime_destroy(rt);
 }
 
+/* Page @pg: half random, half one byte: LZ4 halves it (a 2 KiB object). */
+static void half_random(uint8_t *p, size_t pg)
+{
+	for (size_t i = 0; i < T_PAGE / 2; i += 8) {
+		uint64_t w = t_mix(pg * 1000003ull + i);
+
+		memcpy(p + i, &w, 8);
+	}
+	memset(p + T_PAGE / 2, (int)(pg & 0xff), T_PAGE / 2);
+}
+
+static bool half_random_ok(const uint8_t *p, size_t pg)
+{
+	uint8_t want[T_PAGE];
+
+	half_random(want, pg);
+	return !memcmp(p, want, T_PAGE);
+}
+
+/*
+ * With a swap store the zpool is compacted too: the tier moves its own
+ * objects (the state words hold its handles). A zpool share they all
+ * fit in; 3 in 4 read back at random (backwards: no stream) free their
+ * objects all over the arenas.
+ */
+Test(swap, the_zpool_gives_back_freed_slots_with_a_store_behind_it, .timeout = 60)
+{
+	size_t len = 64ul << 20, nr = len / T_PAGE;
+	struct upg_runtime *rt = swap_runtime(len, len);
+	struct upg_region *r = t_region_create(rt, len);
+	uint8_t *base = upg_region_addr(r);
+	uint64_t seed = 12345;
+	struct upg_stats a, b;
+
+	for (size_t pg = 0; pg < nr; pg++)
+		half_random(base + pg * T_PAGE, pg);
+	cr_assert_eq(upg_advise(base, len, UPG_ADV_COLD), 0);
+	for (size_t pg = nr; pg-- > 0;) {
+		seed = t_mix(seed);
+		if (seed % 4)
+			cr_assert(half_random_ok(base + pg * T_PAGE, pg), "page %zu", pg);
+	}
+	/* The evictor looks at least every 100 ms when it has nothing to do. */
+	t_stats_settled(rt, &a);
+	for (int i = 0; i < 300 && a.zpool_bytes >= a.zpool_stored_bytes * 3 / 2; i++) {
+		usleep(10000);
+		t_stats(rt, &a);
+	}
+	t_stats_settled(rt, &b);
+	cr_assert_gt(b.zpool_compactions, 0, "no compaction: %zu bytes for %llu stored",
+		     (size_t)b.zpool_bytes, (unsigned long long)b.zpool_stored_bytes);
+	cr_assert_gt(b.zpool_relocated, 0);
+	cr_assert_lt(b.zpool_bytes, b.zpool_stored_bytes * 3 / 2, "%zu bytes for %llu stored",
+		     (size_t)b.zpool_bytes, (unsigned long long)b.zpool_stored_bytes);
+	for (size_t pg = 0; pg < nr; pg++)
+		cr_assert(half_random_ok(base + pg * T_PAGE, pg), "page %zu", pg);
+	upg_region_destroy(r);
+	upg_runtime_destroy(rt);
+}
+
 static bool dir_is_empty(const char *path)
 {
 	DIR *d = opendir(path);

@@ -187,6 +187,47 @@ Test(tier, past_its_share_the_zpools_oldest_go_to_the_store, .init = dir_make,
 	upg_tier_destroy(t);
 }
 
+/*
+ * Compaction with a store: the tier moves the objects of the arenas
+ * being drained itself (its handles, which the pager holds, stay), and
+ * every page still loads.
+ */
+Test(tier, compaction_moves_zpool_objects_and_keeps_the_handles, .init = dir_make,
+     .fini = dir_remove)
+{
+	struct upg_tier *t = tier_make(64 << 20, 256 << 20, true);
+	struct upg_zpool *zp = upg_tier_zpool(t);
+	struct upg_tier_stats a, b;
+	enum { N = 8192 };
+	uint64_t *h = calloc(N, sizeof(*h));
+	uint8_t *want = aligned(PAGE), *got = aligned(PAGE);
+	size_t moved;
+
+	store_all(t, h, N, false);
+	for (size_t i = 0; i < N; i++)
+		if (i % 4)
+			upg_tier_free(t, h[i]);
+	upg_tier_stats(t, &a);
+	cr_assert_eq(a.swap_pages, 0, "all in the zpool");
+	cr_assert_gt(upg_zpool_waste_bytes(zp), a.zpool.mem_used / 2);
+	cr_assert_gt(upg_zpool_drain_begin(zp), 0);
+	moved = upg_tier_relocate_draining(t);
+	upg_zpool_drain_end(zp);
+	upg_tier_stats(t, &b);
+	cr_assert_gt(moved, 0);
+	cr_assert_lt(b.zpool.mem_used, a.zpool.mem_used * 2 / 3, "%zu bytes, were %zu",
+		     (size_t)b.zpool.mem_used, (size_t)a.zpool.mem_used);
+	for (size_t i = 0; i < N; i += 4) {
+		page_make(want, i, false);
+		cr_assert_eq(upg_tier_load(t, h[i], got, 1), 0, "page %zu", i);
+		cr_assert_eq(memcmp(want, got, PAGE), 0, "page %zu differs", i);
+	}
+	free(want);
+	free(got);
+	free(h);
+	upg_tier_destroy(t);
+}
+
 Test(tier, buffered_store_round_trips_too, .init = dir_make, .fini = dir_remove)
 {
 	struct upg_tier *t = tier_make(128 << 10, 64 << 20, false);

@@ -606,6 +606,48 @@ void upg_tier_free(struct upg_tier *t, uint64_t handle)
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* ---- compaction ---- */
+
+/*
+ * Relocate, a chunk of the entry table at a time (loads and stores wait
+ * for the lock), every zpool object the drain holds. The state words hold
+ * entry ids, which stay: only the entry's zpool handle changes. An object
+ * being loaded (its handle read before the move) or written back stays
+ * where it is; its arena is not emptied this time.
+ */
+size_t upg_tier_relocate_draining(struct upg_tier *t)
+{
+	size_t moved = 0;
+	uint32_t nr_chunks;
+
+	if (!t->io)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	nr_chunks = t->nr_chunks;
+	pthread_mutex_unlock(&t->lock);
+	for (uint32_t c = 0; c < nr_chunks; c++) {
+		pthread_mutex_lock(&t->lock);
+		for (uint32_t i = 0; i < CHUNK_ENTRIES; i++) {
+			struct entry *e = &t->chunks[c][i];
+			uint64_t nh;
+
+			if (e->where != W_ZPOOL || e->loading || (e->flags & E_WRITEBACK) ||
+			    !upg_zpool_draining(t->zp, e->loc))
+				continue;
+			if (upg_zpool_relocate(t->zp, e->loc, &nh)) {
+				/* No room to move to: the rest stay. */
+				pthread_mutex_unlock(&t->lock);
+				return moved;
+			}
+			upg_zpool_free(t->zp, e->loc);
+			e->loc = nh;
+			moved++;
+		}
+		pthread_mutex_unlock(&t->lock);
+	}
+	return moved;
+}
+
 /* ---- the writer ---- */
 
 /*

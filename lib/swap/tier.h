@@ -92,6 +92,15 @@ size_t upg_tier_object_pages(struct upg_tier *t, uint64_t handle);
  */
 size_t upg_tier_object_bytes(struct upg_tier *t, uint64_t handle);
 
+/*
+ * With a swap store, compact the zpool (zpool.h, Compaction) between
+ * upg_zpool_drain_begin() and _end() on upg_tier_zpool(): relocate the
+ * objects in the arenas being drained. Returns how many moved. The
+ * tier's handles do not change. Without a store the handles are the
+ * zpool's own, held by the caller, which moves them itself (returns 0).
+ */
+size_t upg_tier_relocate_draining(struct upg_tier *t);
+
 /* Bytes the swap store can hold (0 without one). */
 size_t upg_tier_store_capacity(const struct upg_tier *t);
 
