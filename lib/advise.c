@@ -125,7 +125,7 @@ static void cold(struct upg_runtime *rt, uintptr_t start, uintptr_t end)
 	for (uintptr_t a = start; a < end;) {
 		uintptr_t stop = end - a > COLD_CHUNK ? a + COLD_CHUNK : end;
 		const struct upg_extent *e;
-		size_t block = 0;
+		uintptr_t past_busy = 0;
 
 		upg_pager_copy_lock(rt->pager);
 		upg_pager_hold(rt->pager);
@@ -142,7 +142,7 @@ static void cold(struct upg_runtime *rt, uintptr_t start, uintptr_t end)
 
 			/* It stops at a busy block, and without UFFDIO_MOVE after each run. */
 			stop = next < t ? next : t;
-			block = (size_t)1 << r->block_shift;
+			past_busy = r->start + ((b0 + done + 1) << r->block_shift);
 		}
 		pthread_rwlock_unlock(&rt->lock);
 		upg_pager_unhold(rt->pager);
@@ -158,7 +158,7 @@ static void cold(struct upg_runtime *rt, uintptr_t start, uintptr_t end)
 			busy_since = upg_now_ns();
 		} else if (upg_now_ns() - busy_since > COLD_BUSY_NS) {
 			busy_since = 0;
-			a += block - (a & (block - 1));
+			a = past_busy > a ? past_busy : end;
 			continue;
 		}
 		sched_yield();

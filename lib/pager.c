@@ -1103,9 +1103,20 @@ static unsigned int fill_run(struct upg_pager *pg, struct upg_counters *c, struc
 		return 0;
 	end = block_start(r, b + m - 1) + upg_block_len(r, b + m - 1);
 	if (fill_from(pg->rt, c, start, end, ra, clean, &raced)) {
-		for (unsigned int k = 0; k < m; k++)
-			swap_in_refused(pg, upg_block_len(r, b + k), upg_ps_slot(olds[k]),
-					&r->state[b + k], clean);
+		/*
+		 * Stopped part way (an event not read yet, no memory): the
+		 * blocks before the stop are mapped whole and would never
+		 * fault again. Block by block then, each deciding its copy
+		 * anew: pages mapped already answer -EEXIST (kept, raced),
+		 * and a block still missing a page is refused and faults.
+		 */
+		for (unsigned int k = 0; k < m; k++) {
+			if (clean)
+				clean_forget(pg, upg_ps_slot(olds[k]), false);
+			swap_in_loaded(pg, c, r, b + k, upg_ps_slot(olds[k]), &r->state[b + k],
+				       block_start(r, b + k), UPG_PS_REF, 0, keep,
+				       ra + (size_t)k * pg->block_size, 0);
+		}
 		return m;
 	}
 	upg_stat_add(c, UPG_STAT_swapin_pages, (end - start) / PAGE);

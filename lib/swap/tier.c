@@ -306,11 +306,22 @@ static int batch_slots(struct upg_tier *t, struct batch *b, unsigned int n, uint
 	return 0;
 }
 
-static void batch_seal(struct upg_tier *t, struct batch *b)
+/*
+ * Give back what @b's run has not handed out. Not through slots_put: an
+ * object that found no slots while the run held them (store_full) may
+ * not fit in them either, and the writer would loop reserving the run
+ * and handing it back; store_full goes with the next slot freed.
+ */
+static void batch_unreserve(struct upg_tier *t, struct batch *b)
 {
 	if (b->run_used < b->run_len)
-		slots_put(t, b->run_first + b->run_used, b->run_len - b->run_used);
+		upg_slots_free(t->slots, b->run_first + b->run_used, b->run_len - b->run_used);
 	b->run_len = b->run_used = 0;
+}
+
+static void batch_seal(struct upg_tier *t, struct batch *b)
+{
+	batch_unreserve(t, b);
 	if (t->open >= 0 && &t->batch[t->open] == b)
 		t->open = -1;
 	b->state = B_SEALED;
@@ -348,15 +359,16 @@ static int batch_add(struct upg_tier *t, const void *src, unsigned int n, uint32
 		}
 		pthread_cond_wait(&t->batch_cv, &t->lock);
 	}
-	ret = batch_slots(t, &t->batch[t->open], n, &first);
+	b = &t->batch[t->open];
+	ret = batch_slots(t, b, n, &first);
 	if (ret)
-		return ret;
+		goto err_empty;
 	e_id = entry_get(t);
 	if (!e_id) {
 		slots_put(t, first, n);
-		return -ENOMEM;
+		ret = -ENOMEM;
+		goto err_empty;
 	}
-	b = &t->batch[t->open];
 	memcpy(b->buf + (size_t)b->used * PAGE, src, (size_t)n * PAGE);
 	for (unsigned int i = 0; i < n; i++) {
 		b->ent[b->used + i] = e_id;
@@ -374,6 +386,12 @@ static int batch_add(struct upg_tier *t, const void *src, unsigned int n, uint32
 		batch_seal(t, b);
 	*id = e_id;
 	return 0;
+
+err_empty:
+	/* A batch still empty keeps no run: the idle flush never seals it. */
+	if (!b->used)
+		batch_unreserve(t, b);
+	return ret;
 }
 
 /* A ZPOOL entry for zpool handle @zh (lock held): its id, or 0. */
