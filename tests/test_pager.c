@@ -189,7 +189,12 @@ T_BOTH_WAYS(pager, text_pages_survive_eviction_under_four_threads, 240)
 	struct upg_stats st;
 
 	integrity(64ul << 10, K_TEXT, 4, 1000000, &st);
-	cr_assert_gt(st.zpool_stored_bytes, 0);
+	/*
+	 * Text went through the zpool. With a swap store (suite swapfile)
+	 * its small share may be empty at the end, all written back.
+	 */
+	cr_assert(st.zpool_stored_bytes > 0 || st.swap_writeback_pages > 0,
+		  "no text page was ever compressed");
 }
 
 Test(pager, random_pages_survive_eviction_4k_blocks, .timeout = 240)
