@@ -74,6 +74,7 @@ _Atomic uintptr_t upg_test_evicting_addr;
 _Atomic unsigned int upg_test_copyout_delay_us;
 _Atomic unsigned int upg_test_copyout_phase;
 _Atomic uintptr_t upg_test_copyout_addr;
+_Atomic uintptr_t upg_test_copyout_lo, upg_test_copyout_hi;
 _Atomic bool upg_test_no_batch_drop;
 _Atomic unsigned int upg_test_copy_enomem;
 
@@ -1678,8 +1679,13 @@ static void copyout_test_hook(struct copy_run *run, unsigned int phase)
 	/* Read first: the test may reset it once it sees the address. */
 	if (!delay || phase != upg_test_copyout_phase)
 		return;
+	if (upg_test_copyout_hi &&
+	    (run->start < upg_test_copyout_lo || run->start >= upg_test_copyout_hi))
+		return;
 	upg_test_copyout_addr = run->start;
-	usleep(delay);
+	/* The delay, or until the test resets it (a run it does not want). */
+	for (unsigned int slept = 0; slept < delay && upg_test_copyout_delay_us; slept += 1000)
+		usleep(1000);
 	upg_test_copyout_addr = 0;
 }
 

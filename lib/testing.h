@@ -19,11 +19,14 @@ extern _Atomic uintptr_t upg_test_evicting_addr;
  * Sleep this long in a copy-out (no UFFDIO_MOVE) at phase
  * upg_test_copyout_phase: 0 once the run is write-protected, 1 once it is
  * copied, 2 once it is dropped (MADV_DONTNEED, event handled); meanwhile
- * upg_test_copyout_addr is its start.
+ * upg_test_copyout_addr is its start. Setting the delay to 0 ends the
+ * sleep within a millisecond.
  */
 extern _Atomic unsigned int upg_test_copyout_delay_us;
 extern _Atomic unsigned int upg_test_copyout_phase;
 extern _Atomic uintptr_t upg_test_copyout_addr;
+/* When hi is set: only runs that start in [lo, hi) sleep. */
+extern _Atomic uintptr_t upg_test_copyout_lo, upg_test_copyout_hi;
 /*
  * The next this many copies of a swap-in or a reactivation fail with
  * -ENOMEM before their UFFDIO_COPY, as when the kernel has no page to

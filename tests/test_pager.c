@@ -1155,22 +1155,28 @@ static uintptr_t copyout_victim(struct copyout_scene *s, unsigned int phase)
 		gen_page(s->base + pg * T_PAGE, pg, 1, K_TEXT);
 		gen_page((uint8_t *)upg_region_addr(s->b) + pg * T_PAGE, pg, 1, K_TEXT);
 	}
+	/* Only region a's runs are held, from before the pressure starts. */
+	upg_test_copyout_lo = (uintptr_t)s->base;
+	upg_test_copyout_hi = (uintptr_t)s->base + s->len;
 	upg_test_copyout_phase = phase;
+	upg_test_copyout_delay_us = 200000;
 	pthread_create(&s->presser, NULL, press_main, s);
 	for (int attempt = 0; attempt < 50; attempt++) {
 		uintptr_t v;
 
 		upg_test_copyout_delay_us = 200000;
-		while (!(v = upg_test_copyout_addr))
+		for (int ms = 0; !(v = upg_test_copyout_addr); ms++) {
+			cr_assert_lt(ms, 20000, "no copy-out of the victim region in 20 s");
 			usleep(1000);
-		if (v >= (uintptr_t)s->base && v + 2 * T_PAGE <= (uintptr_t)s->base + s->len)
+		}
+		if (v + 2 * T_PAGE <= (uintptr_t)s->base + s->len)
 			return v;
-		/* A run of the pressure region: let it go, wait for the next. */
+		/* A run at the region's last page: let it go, wait for the next. */
 		upg_test_copyout_delay_us = 0;
 		while (upg_test_copyout_addr == v)
 			usleep(1000);
 	}
-	cr_assert_fail("no copy-out of the victim region in 50 tries");
+	cr_assert_fail("no copy-out of two pages of the victim region in 50 tries");
 	return 0;
 }
 
