@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """tap-summary.py: count passed/failed/skipped tests from the TAP output that
 meson stored in build/meson-logs/testlog.json (one JSON object per test run,
-with "name", "result", "returncode", "stdout"), and print, as the last line:
-    N passed, N failed, N skipped
+with "name", "result", "returncode", "stdout"), and print, as the last two lines:
+    N skipped
+    N passed, N failed
 Why not meson's summary: it counts executables, and it calls a crashed or cut
 TAP stream "OK" when the lines it got were ok (e.g. no plan at all).
 
@@ -77,7 +78,8 @@ def main(path):
         if why:
             print(f"tap-summary: FAIL {run['name']} (the executable): {', '.join(why)}")
     passed, failed, skipped = totals
-    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    print(f"{skipped} skipped")
+    print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 and passed > 0 else 1
 
 
