@@ -201,23 +201,39 @@ static void fill_absent_ahead(const struct upg_extent *e, struct upg_counters *c
 		upg_ra_done(r, c, b, n, stride);
 }
 
-/* A stream faulted in a staged or compressed block: bring the next ones too. */
+/*
+ * Claim the evicted blocks after @b of the stream its fault continues
+ * (none if it continues none) into @olds; how many, every *@stride
+ * blocks, and the clean copies they keep in *@keep.
+ */
+static unsigned int claim_window(const struct upg_extent *e, struct upg_counters *c, size_t b,
+				 bool write, uint64_t *olds, size_t *stride, enum upg_keep *keep)
+{
+	struct upg_region *r = e->region;
+	bool read_only = false;
+	unsigned int w = upg_ra_window(r, c, b, write, stride, &read_only), n;
+
+	*keep = read_only ? UPG_KEEP_ANY : UPG_KEEP_NONE;
+	if (!w)
+		return 0;
+	n = upg_pager_readahead_claim(r->rt->pager, e, b + *stride, w, *stride, olds);
+	/* Before the work: a fault where the window ends continues the stream. */
+	upg_ra_done(r, c, b, n, *stride);
+	return n;
+}
+
+/* A stream faulted in a staged block: bring the next ones too. */
 static void readahead_evicted(const struct upg_extent *e, struct upg_counters *c, size_t b,
 			      bool write)
 {
-	struct upg_region *r = e->region;
 	uint64_t olds[UPG_RA_MAX_BYTES / UPG_PAGE_SIZE];
 	size_t stride = 1;
-	bool read_only;
-	unsigned int w = upg_ra_window(r, c, b, write, &stride, &read_only), n;
+	enum upg_keep keep;
+	unsigned int n = claim_window(e, c, b, write, olds, &stride, &keep);
 
-	if (!w)
-		return;
-	n = upg_pager_readahead_claim(r->rt->pager, e, b + stride, w, stride, olds);
-	/* Before the work: a fault where the window ends continues the stream. */
-	upg_ra_done(r, c, b, n, stride);
-	upg_pager_readahead_fill(r->rt->pager, c, r, b + stride, n, stride, olds,
-				 read_only ? UPG_KEEP_ANY : UPG_KEEP_NONE);
+	if (n)
+		upg_pager_readahead_fill(e->region->rt->pager, c, e->region, b + stride, n,
+					 stride, olds, keep);
 }
 
 /*
@@ -229,19 +245,13 @@ static void swap_in_stream(const struct upg_extent *e, struct upg_counters *c, s
 			   uint64_t old, uintptr_t page, enum upg_keep keep, bool write,
 			   bool prefetch)
 {
-	struct upg_region *r = e->region;
 	uint64_t olds[1 + UPG_RA_MAX_BYTES / UPG_PAGE_SIZE] = { old };
 	size_t stride = 1;
-	bool read_only = false;
-	unsigned int w = prefetch ? 0 : upg_ra_window(r, c, b, write, &stride, &read_only), n = 0;
+	enum upg_keep ra_keep = UPG_KEEP_NONE;
+	unsigned int n = prefetch ? 0 : claim_window(e, c, b, write, olds + 1, &stride, &ra_keep);
 
-	if (w) {
-		n = upg_pager_readahead_claim(r->rt->pager, e, b + stride, w, stride, olds + 1);
-		/* Before the work: a fault where the window ends continues the stream. */
-		upg_ra_done(r, c, b, n, stride);
-	}
-	upg_pager_swap_in_stream(r->rt->pager, c, r, b, page, keep, n, stride, olds,
-				 read_only ? UPG_KEEP_ANY : UPG_KEEP_NONE);
+	upg_pager_swap_in_stream(e->region->rt->pager, c, e->region, b, page, keep, n, stride,
+				 olds, ra_keep);
 }
 
 /*

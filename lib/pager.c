@@ -1057,13 +1057,6 @@ static uint8_t *ra_buf_for(struct upg_pager *pg, unsigned int n)
 }
 
 /*
- * Bring back the claimed window (upg_pager_readahead_claim), loaded into
- * @ra with results @rets (ra_load), or block by block if @ra is NULL.
- * Referenced, as a faulted block: whether the stream uses them is
- * invisible (no accessed bit), and one that lost it at once would be
- * staged before the stream got there, and fault after all.
- */
-/*
  * Fill loaded COMPRESSED blocks @b, @b + 1, ... (at most @n: up to the
  * first that is not one, failed to load, or leaves the extent @b is in)
  * in one UFFDIO_COPY from @ra, where they lie in the same order. Copied
@@ -1126,6 +1119,13 @@ static unsigned int fill_run(struct upg_pager *pg, struct upg_counters *c, struc
 	return m;
 }
 
+/*
+ * Bring back the claimed window (upg_pager_readahead_claim), loaded into
+ * @ra with results @rets (ra_load), or block by block if @ra is NULL.
+ * Referenced, as a faulted block: whether the stream uses them is
+ * invisible (no accessed bit), and one that lost it at once would be
+ * staged before the stream got there, and fault after all.
+ */
 static void fill_window(struct upg_pager *pg, struct upg_counters *c, struct upg_region *r,
 			size_t b, unsigned int n, size_t stride, const uint64_t *olds,
 			enum upg_keep keep, const uint8_t *ra, const int *rets)
