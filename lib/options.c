@@ -30,7 +30,6 @@ struct opt_desc {
 
 #define OPT_AT(field) offsetof(struct upg_options, field)
 
-#define UPG_FAULT_THREADS_MAX	256
 #define UPG_OOM_WAIT_MS_MAX	(24u * 3600 * 1000)
 
 /* OPT_ENUM names, in the order of the enum's values. */
@@ -65,7 +64,7 @@ static const struct opt_desc opt_table[] = {
 	  0, UPG_OOM_WAIT_MS_MAX, false, NULL },
 	{ "OVERCOMMIT",     OPT_ENUM,      OPT_AT(overcommit),     "regions past budget + store: heuristic, always, never",
 	  0, 0, false, overcommit_names },
-	{ "FAULT_THREADS",  OPT_UINT,      OPT_AT(fault_threads),  "uffd reader threads, 0 = one per CPU, at most 256",
+	{ "FAULT_THREADS",  OPT_UINT,      OPT_AT(fault_threads),  "uffd reader threads, 0 = one per CPU (two with a swap store), at most 256",
 	  0, UPG_FAULT_THREADS_MAX, false, NULL },
 	{ "PIN_THREADS",    OPT_BOOL,      OPT_AT(pin_threads),    "pin reader i to CPU i", 0, 0, false, NULL },
 	{ "FAULT_MODE",     OPT_ENUM,      OPT_AT(fault_mode),     "poll (reader threads) or sigbus (opt-in)",

@@ -35,6 +35,8 @@ static inline unsigned int upg_percent_of(size_t v)
 #define UPG_HIGH_WATERMARK_PCT	99
 #define UPG_WATERMARK_GAP	(1ul << 20)
 
+#define UPG_FAULT_THREADS_MAX	256	/* uffd readers, set or by default */
+
 /*
  * A watermark in bytes: @v as set (bytes, or UPG_PERCENT of @budget), or
  * @dflt_pct of @budget when @v is 0, at most @below less a gap

@@ -6,8 +6,9 @@
  * memory and the program running; a clean block evicted again costs no
  * write; the file has no name, is readable by nobody else and goes with
  * a SIGKILLed process; a block device (a loop device) serves as the
- * store; a bad swap path fails at start with a clear error. The pager's
- * other tests run through the file too (suite swapfile, helpers.h).
+ * store; a bad swap path fails at start with a clear error; a store
+ * doubles the default readers. The pager's other tests run through the
+ * file too (suite swapfile, helpers.h).
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -533,6 +534,65 @@ Test(swap, a_swap_path_that_cannot_be_used_fails_at_start, .timeout = 30)
 	strcpy(o.swap, t_swap_dir);
 	o.swap_size = 0;
 	cr_assert_eq(upg_runtime_create(&o, &rt), -EINVAL);
+}
+
+/* Threads of this process whose name is @name. */
+static unsigned int threads_named(const char *name)
+{
+	DIR *d = opendir("/proc/self/task");
+	unsigned int n = 0;
+	struct dirent *e;
+
+	cr_assert_not_null(d);
+	while ((e = readdir(d))) {
+		char path[300], comm[32] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;	/* the thread is gone */
+		if (fgets(comm, sizeof(comm), f))
+			comm[strcspn(comm, "\n")] = '\0';
+		fclose(f);
+		n += !strcmp(comm, name);
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * A reader serves one fault at a time and a store read holds it for a
+ * device read: with a store, the default is two readers a CPU, so that
+ * more loads than CPUs can be in flight (runtime.c, reader_count).
+ */
+Test(swap, a_store_gives_two_readers_a_cpu_by_default, .timeout = 30)
+{
+	unsigned int cpus = (unsigned int)sysconf(_SC_NPROCESSORS_ONLN);
+	struct upg_options o;
+	struct upg_runtime *rt;
+
+	t_options_default(&o);
+	o.budget = 4ul << 20;
+	cr_assert_eq(o.fault_threads, 0);
+	rt = t_runtime_create_opts(&o);
+	cr_assert_eq(threads_named("upager-fault"), 2 * cpus);
+	upg_runtime_destroy(rt);
+	cr_assert_eq(threads_named("upager-fault"), 0);
+
+	t_options_default(&o);	/* no budget: no store either */
+	rt = t_runtime_create_opts(&o);
+	cr_assert_eq(threads_named("upager-fault"), cpus);
+	upg_runtime_destroy(rt);
+
+	t_options_default(&o);	/* a count set is kept */
+	o.budget = 4ul << 20;
+	o.fault_threads = 3;
+	rt = t_runtime_create_opts(&o);
+	cr_assert_eq(threads_named("upager-fault"), 3);
+	upg_runtime_destroy(rt);
 }
 
 /* A loop device over a file in the test's directory; "" when it cannot. */

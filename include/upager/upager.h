@@ -177,7 +177,7 @@ struct upg_options {
 	upg_oom_fn *oom_callback;
 	void *oom_callback_arg;
 	enum upg_overcommit overcommit;
-	unsigned int fault_threads;	/* uffd readers; 0 = one per online CPU */
+	unsigned int fault_threads;	/* uffd readers; 0 = one per CPU (two with swap) */
 	bool pin_threads;	/* pin reader i to CPU i (measured faster here) */
 	enum upg_fault_mode fault_mode;
 	unsigned int features;	/* UPG_FEAT_* allowed; clear bits to force fallbacks */
