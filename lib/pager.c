@@ -3077,6 +3077,7 @@ int upg_pager_create(struct upg_runtime *rt, struct upg_pager **out)
 		 */
 		tc.zpool_share = o->zpool_max ? o->zpool_max
 			       : (o->budget_total ? o->budget_total : pg->budget) / 4;
+		tc.readers = rt->nr_counters - 1;	/* the fault threads */
 		tc.no_tmpfile = !(o->features & UPG_FEAT_TMPFILE);
 		tc.no_direct = !(o->features & UPG_FEAT_DIRECT);
 	}

@@ -7,8 +7,8 @@
  * write; the file has no name, is readable by nobody else and goes with
  * a SIGKILLed process; a block device (a loop device) serves as the
  * store; a bad swap path fails at start with a clear error; a store
- * doubles the default readers. The pager's other tests run through the
- * file too (suite swapfile, helpers.h).
+ * doubles the default readers, and has a read ring for each. The pager's
+ * other tests run through the file too (suite swapfile, helpers.h).
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -593,6 +593,45 @@ Test(swap, a_store_gives_two_readers_a_cpu_by_default, .timeout = 30)
 	rt = t_runtime_create_opts(&o);
 	cr_assert_eq(threads_named("upager-fault"), 3);
 	upg_runtime_destroy(rt);
+}
+
+/* io_uring instances this process has open. */
+static unsigned int io_urings(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	unsigned int n = 0;
+	struct dirent *e;
+
+	cr_assert_not_null(d);
+	while ((e = readdir(d))) {
+		char path[300], target[64];
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		len = readlink(path, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		n += !strcmp(target, "anon_inode:[io_uring]");
+	}
+	closedir(d);
+	return n;
+}
+
+/* Each fault thread can read from the store at once: a read ring each. */
+Test(swap, a_store_has_a_read_ring_for_each_fault_thread, .timeout = 30)
+{
+	struct upg_options o;
+	struct upg_runtime *rt;
+
+	cr_assert_eq(io_urings(), 0);
+	t_options_default(&o);
+	o.budget = 4ul << 20;
+	o.fault_threads = 7;
+	rt = t_runtime_create_opts(&o);
+	cr_assert_eq(io_urings(), 7 + 1, "%u io_urings, want 7 read + 1 write", io_urings());
+	upg_runtime_destroy(rt);
+	cr_assert_eq(io_urings(), 0);
 }
 
 /* A loop device over a file in the test's directory; "" when it cannot. */

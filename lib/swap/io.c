@@ -12,9 +12,11 @@
  * done when both CQEs are in: the write's error wins, as the fsync after a
  * failed or short write completes with -ECANCELED.
  *
- * Readers each take one of a few rings (each under its mutex), submit one
- * read and wait for it, so a fault never queues behind a batch of writes
- * and readers only contend when more than NR_READERS read at once.
+ * Readers each take one of the read rings (each under its mutex), submit
+ * one read and wait for it, so a fault never queues behind a batch of
+ * writes. There is a ring for each thread expected to read at once (the
+ * runtime's fault threads), at least MIN_READERS, so that readers contend
+ * only when more threads than that read at once.
  */
 #include <assert.h>
 #include <errno.h>
@@ -47,7 +49,8 @@
 #define MAX_WRITES	128u
 #define WRITER_ENTRIES	(2 * MAX_WRITES)
 /* A few rings are enough for the fault threads; one read each at a time. */
-#define NR_READERS	4u
+#define MIN_READERS	4u
+#define MAX_READERS	64u	/* a ring is an fd: no more than a device needs */
 #define READER_ENTRIES	4u
 /* The kernel refuses to register a buffer over 1 GiB: split it. */
 #define FIXED_CHUNK	(1ull << 30)
@@ -91,12 +94,14 @@ struct upg_swap_io {
 	uint8_t free_wops[MAX_WRITES];	/* a stack of free indexes */
 	unsigned int nr_free;
 
-	struct reader readers[NR_READERS];
 	atomic_uint next_reader;	/* where a reader starts looking */
 
 	/* upg_swap_io_test_fail(); [0] reads, [1] writes. */
 	atomic_int fail_err[2];
 	atomic_uint fail_count[2];
+
+	unsigned int nr_readers;
+	struct reader readers[];
 };
 
 _Static_assert(MAX_WRITES <= 256, "free_wops holds uint8_t indexes");
@@ -396,7 +401,7 @@ static void readers_fini(struct upg_swap_io *io, unsigned int nr)
 
 static int readers_init(struct upg_swap_io *io)
 {
-	for (unsigned int i = 0; i < NR_READERS; i++) {
+	for (unsigned int i = 0; i < io->nr_readers; i++) {
 		int ret = ring_init(&io->readers[i].ring, READER_ENTRIES);
 
 		if (ret) {
@@ -410,6 +415,8 @@ static int readers_init(struct upg_swap_io *io)
 
 int upg_swap_io_open(const struct upg_swap_io_config *cfg, struct upg_swap_io **out)
 {
+	unsigned int nr = cfg->readers < MIN_READERS ? MIN_READERS
+			: cfg->readers > MAX_READERS ? MAX_READERS : cfg->readers;
 	struct upg_swap_io *io;
 	int ret;
 
@@ -417,9 +424,12 @@ int upg_swap_io_open(const struct upg_swap_io_config *cfg, struct upg_swap_io **
 		upg_err("no path for the swap store");
 		return -EINVAL;
 	}
-	io = calloc(1, sizeof(*io));
+	io = aligned_alloc(_Alignof(struct upg_swap_io),
+			   sizeof(*io) + nr * sizeof(io->readers[0]));
 	if (!io)
 		return -ENOMEM;
+	memset(io, 0, sizeof(*io) + nr * sizeof(io->readers[0]));
+	io->nr_readers = nr;
 	io->fd = -1;
 	io->path = strdup(cfg->path);
 	ret = -ENOMEM;
@@ -656,12 +666,12 @@ static struct reader *reader_get(struct upg_swap_io *io)
 						       memory_order_relaxed);
 	struct reader *r;
 
-	for (unsigned int i = 0; i < NR_READERS; i++) {
-		r = &io->readers[(start + i) % NR_READERS];
+	for (unsigned int i = 0; i < io->nr_readers; i++) {
+		r = &io->readers[(start + i) % io->nr_readers];
 		if (!pthread_mutex_trylock(&r->lock))
 			return r;
 	}
-	r = &io->readers[start % NR_READERS];
+	r = &io->readers[start % io->nr_readers];
 	pthread_mutex_lock(&r->lock);
 	return r;
 }
@@ -744,7 +754,7 @@ void upg_swap_io_close(struct upg_swap_io *io)
 			break;
 		}
 	}
-	readers_fini(io, NR_READERS);
+	readers_fini(io, io->nr_readers);
 	if (io->fixed_base)
 		io_uring_unregister_buffers(&io->wring);
 	io_uring_queue_exit(&io->wring);

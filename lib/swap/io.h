@@ -43,6 +43,11 @@ struct upg_swap_io_config {
 	 */
 	void *fixed_buf;
 	size_t fixed_len;
+	/*
+	 * Threads expected to read at once (the runtime's fault threads): a
+	 * read ring for each, at least 4 and at most 64 (a ring is an fd).
+	 */
+	unsigned int readers;
 	bool no_tmpfile;	/* tests: the create-and-unlink fallback */
 	bool no_direct;		/* tests: buffered I/O, as without O_DIRECT */
 };

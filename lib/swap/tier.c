@@ -978,6 +978,7 @@ static int open_store(struct upg_tier *t, const struct upg_tier_config *cfg)
 	struct upg_swap_io_config ic = {
 		.path = cfg->swap_path, .max_bytes = cfg->swap_size,
 		.no_tmpfile = cfg->no_tmpfile, .no_direct = cfg->no_direct,
+		.readers = cfg->readers,
 	};
 	uint64_t nr_slots;
 	int ret;

@@ -48,6 +48,7 @@ struct upg_tier_config {
 	 * 0: zpool.max_bytes (which then stays a hard cap too).
 	 */
 	size_t zpool_share;
+	unsigned int readers;		/* threads loading at once (io.h) */
 	bool no_tmpfile, no_direct;	/* tests: io.h's fallbacks */
 };
 
