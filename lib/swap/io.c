@@ -48,7 +48,7 @@
  */
 #define MAX_WRITES	128u
 #define WRITER_ENTRIES	(2 * MAX_WRITES)
-/* A few rings are enough for the fault threads; one read each at a time. */
+/* Read rings: one a fault thread (upg_swap_io_config.readers), within these. */
 #define MIN_READERS	4u
 #define MAX_READERS	64u	/* a ring is an fd: no more than a device needs */
 #define READER_ENTRIES	4u
