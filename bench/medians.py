@@ -13,7 +13,9 @@ import sys
 def load(path):
     """{job: {engine: result}} of one run, the jobs in file order."""
     with open(path) as f:
-        results = json.load(f)["results"]
+        results = json.load(f).get("results")
+    if not isinstance(results, list):
+        sys.exit("medians.py: {}: no results in it".format(path))
     runs = {}
     for r in results:
         runs.setdefault(r["job"], {})[r["engine"]] = r
@@ -35,6 +37,11 @@ def span(values, fmt):
 
 def main(baseline, engine, paths):
     runs = [load(p) for p in paths]
+    missing = [e for e in (baseline, engine)
+               if not any(ok(r.get(e)) for run in runs for r in run.values())]
+    if missing:
+        print("medians.py: no result of {} (not run, skipped or failed: the kernel "
+              "engines need root)".format(", ".join(missing)), file=sys.stderr)
     print("| job | {} / {}, each run | median | p99 us {} / {} | RAM total |".format(
         engine, baseline, baseline, engine))
     print("|---|---|---|---|---|")

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "options.h"
 #include "testing.h"
 
 TestSuite(swap, .init = t_swap_mode, .fini = t_swap_mode_end);
@@ -571,6 +572,7 @@ static unsigned int threads_named(const char *name)
 Test(swap, a_store_gives_two_readers_a_cpu_by_default, .timeout = 30)
 {
 	unsigned int cpus = (unsigned int)sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned int two = 2 * cpus < UPG_FAULT_THREADS_MAX ? 2 * cpus : UPG_FAULT_THREADS_MAX;
 	struct upg_options o;
 	struct upg_runtime *rt;
 
@@ -578,7 +580,7 @@ Test(swap, a_store_gives_two_readers_a_cpu_by_default, .timeout = 30)
 	o.budget = 4ul << 20;
 	cr_assert_eq(o.fault_threads, 0);
 	rt = t_runtime_create_opts(&o);
-	cr_assert_eq(threads_named("upager-fault"), 2 * cpus);
+	cr_assert_eq(threads_named("upager-fault"), two);
 	upg_runtime_destroy(rt);
 	cr_assert_eq(threads_named("upager-fault"), 0);
 
@@ -618,20 +620,28 @@ static unsigned int io_urings(void)
 	return n;
 }
 
-/* Each fault thread can read from the store at once: a read ring each. */
+/*
+ * Each fault thread can read from the store at once: a read ring each,
+ * at least 4 and at most 64 (io.c), and one ring for the writer.
+ */
 Test(swap, a_store_has_a_read_ring_for_each_fault_thread, .timeout = 30)
 {
-	struct upg_options o;
-	struct upg_runtime *rt;
+	static const unsigned int threads[] = { 7, 1, 100 }, rings[] = { 7, 4, 64 };
 
 	cr_assert_eq(io_urings(), 0);
-	t_options_default(&o);
-	o.budget = 4ul << 20;
-	o.fault_threads = 7;
-	rt = t_runtime_create_opts(&o);
-	cr_assert_eq(io_urings(), 7 + 1, "%u io_urings, want 7 read + 1 write", io_urings());
-	upg_runtime_destroy(rt);
-	cr_assert_eq(io_urings(), 0);
+	for (size_t i = 0; i < sizeof(threads) / sizeof(threads[0]); i++) {
+		struct upg_options o;
+		struct upg_runtime *rt;
+
+		t_options_default(&o);
+		o.budget = 4ul << 20;
+		o.fault_threads = threads[i];
+		rt = t_runtime_create_opts(&o);
+		cr_assert_eq(io_urings(), rings[i] + 1, "%u fault threads: %u io_urings, want %u + 1",
+			     threads[i], io_urings(), rings[i]);
+		upg_runtime_destroy(rt);
+		cr_assert_eq(io_urings(), 0);
+	}
 }
 
 /* A loop device over a file in the test's directory; "" when it cannot. */

@@ -399,11 +399,21 @@ static void readers_fini(struct upg_swap_io *io, unsigned int nr)
 	}
 }
 
+/*
+ * The read rings. Past MIN_READERS a ring the kernel refuses (out of fds,
+ * or of locked memory before 5.12) only means fewer: reads then share.
+ */
 static int readers_init(struct upg_swap_io *io)
 {
 	for (unsigned int i = 0; i < io->nr_readers; i++) {
 		int ret = ring_init(&io->readers[i].ring, READER_ENTRIES);
 
+		if (ret && i >= MIN_READERS) {
+			upg_warn("%s: %u read rings of %u (%s): reads will share them",
+				 io->path, i, io->nr_readers, strerror(-ret));
+			io->nr_readers = i;
+			break;
+		}
 		if (ret) {
 			readers_fini(io, i);
 			return ret;
