@@ -2,8 +2,9 @@
 """bench/medians.py: several upager-bench JSON results of the same jobs (one
 per repetition) into one markdown table: per job, each run's ratio of
 ENGINE's ops/s to BASELINE's taken in that same run, their median, the
-range of both engines' p99 and of the ratio of their total RAM. A ratio is only ever taken within one run: on
-this VM the disk and the host move both engines together from run to run.
+range of both engines' p99 and of the ratio of their total RAM. A ratio is
+only ever taken within one run: on this VM the disk and the host move both
+engines together from run to run.
 Usage: medians.py BASELINE ENGINE RUN.json [RUN.json ...]"""
 import json
 import statistics
@@ -48,11 +49,10 @@ def main(baseline, engine, paths):
     for job in runs[0]:
         pairs = [(run.get(job, {}).get(baseline), run.get(job, {}).get(engine))
                  for run in runs]
-        ratios = [e["ops_per_sec"] / b["ops_per_sec"]
-                  for b, e in pairs if ok(b) and ok(e) and b["ops_per_sec"]]
+        both = [(b, e) for b, e in pairs if ok(b) and ok(e)]
+        ratios = [e["ops_per_sec"] / b["ops_per_sec"] for b, e in both if b["ops_per_sec"]]
         each = ", ".join("{:.2f}x".format(x) for x in ratios) or "-"
         median = "{:.2f}x".format(statistics.median(ratios)) if ratios else "-"
-        both = [(b, e) for b, e in pairs if ok(b) and ok(e)]
         p99 = "{} / {}".format(span((b["lat_ns"]["p99"] / 1e3 for b, _ in both), "{:.0f}"),
                                span((e["lat_ns"]["p99"] / 1e3 for _, e in both), "{:.0f}"))
         ram = span((e["ram_total_bytes"] / b["ram_total_bytes"] for b, e in both
