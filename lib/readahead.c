@@ -11,9 +11,12 @@
  * window yet. A stream that stops leaves its last window unconfirmed:
  * counted as misses when its slot is taken.
  */
+#include <string.h>
+
 #include "core.h"
 #include "pagestate.h"
 #include "readahead.h"
+#include "testing.h"
 
 static size_t ld(const size_t *v)
 {
@@ -132,4 +135,9 @@ void upg_ra_done(struct upg_region *r, struct upg_counters *c, size_t b, unsigne
 		break;
 	}
 	upg_stat_add(c, UPG_STAT_readahead_blocks, n);
+}
+
+void upg_test_ra_forget(struct upg_region *r)
+{
+	memset(&r->ra, 0, sizeof(r->ra));
 }

@@ -43,6 +43,11 @@ struct upg_region;
  * -EINVAL when the block is not such a block.
  */
 int upg_test_corrupt_block(struct upg_region *r, size_t block);
+/*
+ * Forget @r's readahead streams, so that the faults that follow meet none
+ * left by earlier access (whose ends depend on timing). Call it quiescent.
+ */
+void upg_test_ra_forget(struct upg_region *r);
 struct upg_runtime;
 /* Staging slots that are free but hold pages (a drop that was missed). */
 size_t upg_test_full_free_slots(struct upg_runtime *rt);
